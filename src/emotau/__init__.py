@@ -1,0 +1,107 @@
+"""emotau: stress-test conversational agents with emotional simulated users.
+
+Python API (the CLI is a thin layer over it)::
+
+    import emotau
+    run = emotau.run("experiment.toml", num_trials=5)   # or a dict, or a RunSpec
+    run.summary()                                        # per-variant table as data
+    emotau.load_run("runs/demo").episodes()              # merged episode records
+
+Imports are lazy so that ``emotau --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Run", "RunSpec", "UserError", "__version__", "load_run", "run", "run_async"]
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from emotau.errors import UserError
+    from emotau.runner import Run
+    from emotau.spec import RunSpec
+
+
+def _spec(spec: Any, overrides: dict[str, Any]) -> RunSpec:
+    from emotau.spec import RunSpec, build_spec
+
+    if isinstance(spec, RunSpec):
+        spec = spec.model_dump()
+    # Python keyword overrides use "__" for nesting: agent__model="x" -> agent.model
+    dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+    return build_spec(spec, dotted)
+
+
+def run(
+    spec: RunSpec | dict[str, Any] | str | Path | None = None,
+    *,
+    shard: str | None = None,
+    new_run: bool = False,
+    progress: str = "none",
+    **overrides: Any,
+) -> Run:
+    """Run (or resume) an experiment and return its :class:`Run`.
+
+    ``spec`` is a :class:`RunSpec`, a dict, a path to a TOML file, or None for the defaults;
+    keyword arguments override its fields (``num_trials=5``, ``agent__model="scripted"``).
+    Works inside a running event loop (Jupyter) by running in a worker thread.
+    """
+    import asyncio
+
+    from emotau.progress import make_progress
+    from emotau.runner import Shard, run_experiment
+
+    resolved = _spec(spec, overrides)
+
+    def go() -> Run:
+        return run_experiment(resolved, Shard.parse(shard), new_run, make_progress(progress))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return go()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(go).result()
+
+
+async def run_async(
+    spec: RunSpec | dict[str, Any] | str | Path | None = None,
+    *,
+    shard: str | None = None,
+    new_run: bool = False,
+    **overrides: Any,
+) -> Run:
+    """Like :func:`run`, awaited inside your own event loop."""
+    from emotau.runner import Shard, execute, open_run_dir, prepare
+
+    exp = prepare(_spec(spec, overrides))
+    exp, r = open_run_dir(exp, new_run=new_run)
+    return await execute(exp, r, Shard.parse(shard))
+
+
+def load_run(path: str | Path) -> Run:
+    """Open an existing run directory (finished, partial or still running)."""
+    from emotau.runner import Run
+
+    return Run.open(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunSpec":
+        from emotau.spec import RunSpec
+
+        return RunSpec
+    if name == "Run":
+        from emotau.runner import Run
+
+        return Run
+    if name == "UserError":
+        from emotau.errors import UserError
+
+        return UserError
+    raise AttributeError(name)

@@ -1,0 +1,3 @@
+from emotau.cli import main
+
+main()

@@ -1,0 +1,253 @@
+"""The ``emotau`` command line: a thin layer over the Python API.
+
+User mistakes print one line, ``emotau: error: ...``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"emotau: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _int_list(value: str | None, flag: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"{flag} must be comma-separated integers, e.g. 1,5,10; got {value!r}")
+    return None
+
+
+def _str_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="emotau", prog_name="emotau")
+def cli() -> None:
+    """Stress-test conversational agents with emotional simulated users.
+
+    Quick start: `emotau run` (built-in hotel domain, scripted models, every variant),
+    then `emotau summary runs/demo`.
+    """
+
+
+# ----------------------------------------------------------------------------------- run
+@cli.command()
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help="TOML experiment file.")
+@click.option("--experiment-name", "--name", help="Run directory name under --out [demo].")
+@click.option(
+    "--domain",
+    "--env",
+    "--environment",
+    "domain",
+    help="Domain: hotel, or package.module:object [hotel].",
+)
+@click.option("--tasks", type=int, help="Run the first N tasks.")
+@click.option("--task-ids", help="Comma-separated task ids, e.g. 1,5,10.")
+@click.option(
+    "--variants", help="Comma-separated arms, e.g. control,anger:severe,anxiety+confusion."
+)
+@click.option(
+    "--variants-file",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="TOML/YAML file with extra variants (repeatable).",
+)
+@click.option("--num-trials", type=int, help="Trials per task and variant [3].")
+@click.option("--agent-strategy", help="tool-calling, react or act [tool-calling].")
+@click.option("--user-strategy", help="llm, react, verify or reflection [llm].")
+@click.option("--model", "--agent-model", "model", help="Agent model [scripted].")
+@click.option("--user-model", help="User simulator model [scripted].")
+@click.option("--temperature", type=float, help="Agent sampling temperature [0.0].")
+@click.option("--user-temperature", type=float, help="User sampling temperature [0.0].")
+@click.option("--max-concurrency", type=int, help="Episodes in flight at once [64].")
+@click.option("--seed", type=int, help="Seed recorded in the run and passed to models [0].")
+@click.option("--max-steps", type=int, help="Agent steps per episode before it is cut [30].")
+@click.option("--out", help="Parent directory of run directories [runs].")
+@click.option("--shard", help="Run only slice i of N of the grid, e.g. 0/4.")
+@click.option(
+    "--new-run", is_flag=True, help="If the spec changed, start <name>-2 instead of stopping."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bar", "log", "none"]),
+    default="auto",
+    show_default=True,
+    help="Progress display (auto: bar on a terminal, log lines otherwise).",
+)
+def run(**opts: Any) -> None:
+    """Run or resume an experiment, then print its summary."""
+    from emotau.progress import make_progress
+    from emotau.runner import Shard, run_experiment
+    from emotau.spec import build_spec
+    from emotau.summary import render_table
+
+    overrides = {
+        "experiment_name": opts["experiment_name"],
+        "domain": opts["domain"],
+        "tasks": opts["tasks"],
+        "task_ids": _int_list(opts["task_ids"], "--task-ids"),
+        "variants": _str_list(opts["variants"]),
+        "variants_files": list(opts["variants_file"]) or None,
+        "num_trials": opts["num_trials"],
+        "agent_strategy": opts["agent_strategy"],
+        "user_strategy": opts["user_strategy"],
+        "agent.model": opts["model"],
+        "user.model": opts["user_model"],
+        "agent.temperature": opts["temperature"],
+        "user.temperature": opts["user_temperature"],
+        "max_concurrency": opts["max_concurrency"],
+        "seed": opts["seed"],
+        "max_steps": opts["max_steps"],
+        "out": opts["out"],
+    }
+    spec = build_spec(opts["config"], overrides)
+    shard = Shard.parse(opts["shard"])
+    mode = "none" if opts["quiet"] else {"bar": "auto"}.get(opts["progress"], opts["progress"])
+    try:
+        result = run_experiment(spec, shard, opts["new_run"], make_progress(mode))
+    except KeyboardInterrupt:
+        click.echo(
+            "emotau: interrupted; finished episodes are saved. Run the same command to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    stats = result.stats
+    click.echo(
+        f"run {result.path}: {stats.get('finished', 0)} episodes run now, "
+        f"{stats.get('already_finished', 0)} already finished, "
+        f"{stats.get('infra_errors', 0)} infrastructure errors (retried on resume)"
+        + (
+            f", repaired a truncated last line ({stats['repaired_bytes']} bytes)"
+            if stats.get("repaired_bytes")
+            else ""
+        ),
+        err=True,
+    )
+    if not opts["quiet"]:
+        _console().print(render_table(result.summary(), title=f"{result.path}"))
+
+
+# ------------------------------------------------------------------------------- summary
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def summary(run_dir: str, fmt: str) -> None:
+    """Per-variant table: episodes, success, reward, pass^k, errors, turns."""
+    from emotau.runner import Run
+
+    data = Run.open(run_dir).summary()
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    from emotau.summary import render_table
+
+    _console().print(render_table(data, title=run_dir))
+
+
+# ------------------------------------------------------------------------------ variants
+@cli.group()
+def variants() -> None:
+    """List variants and show the exact user prompt they produce."""
+
+
+@variants.command("list")
+@click.option("--variants-file", multiple=True, type=click.Path(dir_okay=False))
+def variants_list(variants_file: tuple[str, ...]) -> None:
+    """Every available variant with its emotion and description."""
+    from rich.table import Table
+
+    from emotau.variants import INTENSITIES, VariantLibrary
+
+    lib = VariantLibrary.default(variants_file)
+    table = Table(title="Variants (compose with '+', set intensity with ':mild|:moderate|:severe')")
+    for col in ("name", "emotion", "intensities", "source", "description"):
+        table.add_column(col)
+    for v in lib:
+        table.add_row(
+            v.name,
+            v.emotion or "-",
+            "-" if v.is_control else ",".join(INTENSITIES),
+            v.source,
+            v.description,
+        )
+    _console().print(table)
+
+
+@variants.command("show")
+@click.argument("name")
+@click.option("--task", "task_id", type=int, default=0, show_default=True)
+@click.option("--domain", "--env", "domain", default="hotel", show_default=True)
+@click.option("--user-strategy", default="llm", show_default=True)
+@click.option("--variants-file", multiple=True, type=click.Path(dir_okay=False))
+def variants_show(
+    name: str, task_id: int, domain: str, user_strategy: str, variants_file: tuple[str, ...]
+) -> None:
+    """Print the exact user system prompt an episode of NAME would get."""
+    from emotau.domains import load_domain
+    from emotau.errors import UserError
+    from emotau.users import USER_STRATEGIES, base_user_prompt
+    from emotau.variants import VariantLibrary
+
+    sel = VariantLibrary.default(variants_file).select(name)
+    dom = load_domain(domain)
+    tasks = dom.tasks()
+    if not 0 <= task_id < len(tasks):
+        raise UserError(
+            f"task id {task_id} out of range: domain {dom.name!r} has 0..{len(tasks) - 1}"
+        )
+    task = tasks[task_id]
+    strategy = USER_STRATEGIES.get(user_strategy)
+    base = dom.user_system_prompt(task, strategy.name) or base_user_prompt(task.instruction)
+    prompt = strategy(None, sel.apply(base), task.instruction, {}).system_prompt  # type: ignore[arg-type]
+    click.echo(
+        f"# variant {sel.label} | domain {dom.name} task {task.id} | user strategy "
+        f"{strategy.name} | injected text sha256 {sel.text_sha256[:12]}",
+        err=True,
+    )
+    click.echo(prompt)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from emotau.errors import UserError
+
+    try:
+        rc = cli.main(args=argv, prog_name="emotau", standalone_mode=False)
+    except UserError as exc:
+        _fail(str(exc))
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}")
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except click.Abort:
+        click.echo("emotau: aborted", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The ``Domain`` interface: what a customer-service world must provide to emotau.
+
+A domain supplies
+- the agent's tools (OpenAI function schemas) and policy text (the agent's system prompt),
+- tasks: the hidden customer goal, the ground-truth actions and the required outputs,
+- a fresh :class:`Environment` per episode that executes tool calls against its own state,
+- a reward with its breakdown.
+
+The default :meth:`Domain.evaluate` implements the tau-bench style reward: the final database
+state must equal the state reached by replaying the ground-truth actions on a fresh
+environment, and every required output must have been said to the customer.
+See ``docs/domains.md`` for a worked example (the built-in ``hotel`` domain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Action:
+    """A ground-truth tool call."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One customer scenario.
+
+    ``instruction`` is the hidden goal given to the user simulator (never to the agent).
+    ``opening`` is the customer's first request in plain words and ``facts`` what the customer
+    knows about themselves (name, e-mail, booking id...); both are hints for the scripted user
+    and may be empty for domains that have none.
+    """
+
+    id: int
+    instruction: str
+    actions: tuple[Action, ...] = ()
+    outputs: tuple[str, ...] = ()
+    opening: str = ""
+    facts: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    content: str
+    error: bool = False
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    reward: float
+    breakdown: Mapping[str, Any]
+
+
+class Environment(ABC):
+    """The per-episode world. One instance per episode; never shared."""
+
+    @abstractmethod
+    def execute(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """Run one tool call. Unknown tools and bad arguments return ``error=True``, never raise."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A hash of the state that matters for the reward (equal states, equal hashes)."""
+
+
+class Domain(ABC):
+    """A customer-service world. Subclass it, or implement the same attributes and methods."""
+
+    #: short identifier, e.g. ``"hotel"``
+    name: str = ""
+    #: changes whenever tasks, tools, data or policy change; recorded in every run
+    version: str = "0"
+    #: tools that end the episode (transfer to a human)
+    terminal_tools: frozenset[str] = frozenset({"transfer_to_human_agents"})
+    #: tools that change the state (used by the scripted agent to ask for confirmation)
+    write_tools: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self._gt_fingerprints: dict[int, str] = {}
+
+    @abstractmethod
+    def tasks(self) -> Sequence[Task]:
+        """All tasks, indexed by position: ``tasks()[i].id == i``."""
+
+    @abstractmethod
+    def tools(self) -> list[dict[str, Any]]:
+        """OpenAI function schemas (``{"type": "function", "function": {...}}``)."""
+
+    @abstractmethod
+    def policy(self) -> str:
+        """The agent's system prompt."""
+
+    @abstractmethod
+    def new_environment(self, task: Task) -> Environment:
+        """A fresh environment for one episode of ``task``."""
+
+    # ----------------------------------------------------------------- hooks with defaults
+    def user_system_prompt(self, task: Task, strategy: str) -> str | None:
+        """Override to supply the control user's system prompt (e.g. an upstream benchmark's).
+
+        ``None`` means: use emotau's own prompt for that user strategy.
+        """
+        return None
+
+    def tool_names(self) -> list[str]:
+        return [t["function"]["name"] for t in self.tools()]
+
+    def ground_truth_fingerprint(self, task: Task) -> str:
+        """Fingerprint after replaying the task's actions on a fresh environment (cached)."""
+        fp = self._gt_fingerprints.get(task.id)
+        if fp is None:
+            env = self.new_environment(task)
+            for action in task.actions:
+                if action.name not in self.terminal_tools:
+                    env.execute(action.name, action.arguments)
+            fp = env.fingerprint()
+            self._gt_fingerprints[task.id] = fp
+        return fp
+
+    def evaluate(self, task: Task, env: Environment, agent_messages: Sequence[str]) -> RewardResult:
+        """Binary reward: state equal to the ground truth AND every required output said."""
+        db_match = env.fingerprint() == self.ground_truth_fingerprint(task)
+        said = [normalize_text(m) for m in agent_messages if m]
+        outputs = {o: any(output_mentioned(o, s) for s in said) for o in task.outputs}
+        reward = 1.0 if db_match and all(outputs.values()) else 0.0
+        return RewardResult(reward, {"db_match": db_match, "outputs": outputs})
+
+
+# --------------------------------------------------------------------------- output matching
+_NUM_ZERO_CENTS = re.compile(r"(\d)\.00(?!\d)")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, no thousands commas, ``12.00`` -> ``12``, single spaces."""
+    text = text.lower().replace(",", "")
+    text = _NUM_ZERO_CENTS.sub(r"\1", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def output_mentioned(output: str, normalized_message: str) -> bool:
+    """Whether ``output`` appears in a normalized message as a whole token sequence.
+
+    Unlike a plain substring test, ``"10"`` does not match ``"100"`` or ``"10.5"``.
+    """
+    needle = normalize_text(output)
+    pattern = r"(?<![a-z0-9])" + re.escape(needle) + r"(?![a-z0-9]|\.\d)"
+    return re.search(pattern, normalized_message) is not None
+
+
+# --------------------------------------------------------------------------- state helper
+def freeze(obj: Any) -> Any:
+    """Deep read-only copy: dicts become mapping proxies, lists become tuples."""
+    if isinstance(obj, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in obj.items()})
+    if isinstance(obj, list | tuple):
+        return tuple(freeze(v) for v in obj)
+    return obj
+
+
+def thaw(obj: Any) -> Any:
+    """Deep mutable copy of a (possibly frozen) structure."""
+    if isinstance(obj, Mapping):
+        return {k: thaw(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [thaw(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    """JSON text of a frozen or plain structure (what a tool returns to the agent)."""
+    return json.dumps(obj, default=dict, sort_keys=True)
+
+
+class Database:
+    """Copy-on-write tables over a frozen base shared by all episodes.
+
+    Reads return frozen records (mutating them raises), :meth:`edit` returns a private mutable
+    copy. Creating an episode's state is O(1) and :meth:`fingerprint` hashes only what changed,
+    so two databases with the same base have equal fingerprints iff their contents are equal.
+    """
+
+    __slots__ = ("_base", "_changes")
+
+    def __init__(self, base: Mapping[str, Mapping[str, Any]]) -> None:
+        self._base = base
+        self._changes: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def freeze_tables(tables: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
+        return freeze(tables)
+
+    def get(self, table: str, key: str) -> Any | None:
+        changes = self._changes.get(table)
+        if changes is not None and key in changes:
+            return changes[key]
+        return self._base[table].get(key)
+
+    def edit(self, table: str, key: str) -> dict[str, Any]:
+        """A mutable record that replaces the base one in this database. KeyError if absent."""
+        changes = self._changes.setdefault(table, {})
+        rec = changes.get(key)
+        if rec is None:
+            base = self._base[table].get(key) if key not in changes else None
+            if base is None:
+                raise KeyError(key)
+            rec = changes[key] = thaw(base)
+        return rec
+
+    def insert(self, table: str, key: str, record: dict[str, Any]) -> None:
+        if self.get(table, key) is not None:
+            raise KeyError(f"{table}/{key} already exists")
+        self._changes.setdefault(table, {})[key] = record
+
+    def delete(self, table: str, key: str) -> None:
+        self._changes.setdefault(table, {})[key] = None
+
+    def keys(self, table: str) -> Iterable[str]:
+        changes = self._changes.get(table, {})
+        for k in self._base[table]:
+            if changes.get(k, True) is not None:
+                yield k
+        for k, v in changes.items():
+            if v is not None and k not in self._base[table]:
+                yield k
+
+    def values(self, table: str) -> Iterable[Any]:
+        for k in self.keys(table):
+            yield self.get(table, k)
+
+    def fingerprint(self) -> str:
+        diff: dict[str, dict[str, Any]] = {}
+        for table, changes in self._changes.items():
+            base = self._base[table]
+            for key, rec in changes.items():
+                old = base.get(key)
+                if rec is None and old is None:
+                    continue
+                if rec is not None and old is not None and thaw(old) == rec:
+                    continue
+                diff.setdefault(table, {})[key] = rec
+        blob = json.dumps(diff, sort_keys=True, default=dict).encode()
+        return hashlib.sha256(blob).hexdigest()

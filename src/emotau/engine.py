@@ -1,0 +1,183 @@
+"""The episode loop: agent <-> user <-> environment, one episode, one JSON-able record.
+
+Everything an episode touches is created here for it alone: the environment state, the user
+simulator (with its variant's prompt) and the agent's message history. Nothing is shared with
+other episodes except the read-only domain and the stateless model clients.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emotau.agents import AgentStrategy, ParsedCall
+from emotau.domains import Domain, Task, ToolResult
+from emotau.errors import InfraError, UserSimulatorError
+from emotau.models.base import ModelClient
+from emotau.users import UserStrategy, UserTurn, base_user_prompt
+from emotau.variants import VariantSelection
+
+# termination reasons
+GOAL_MET = "user_goal_met"
+GAVE_UP = "user_gave_up"
+TRANSFER = "transfer_to_human"
+MAX_STEPS = "max_steps"
+AGENT_ERROR = "agent_error"
+USER_ERROR = "user_simulator_error"
+INFRA_ERROR = "infra_error"
+
+
+@dataclass(frozen=True)
+class EpisodeSetup:
+    """Everything one episode needs; built by the runner, never mutated."""
+
+    domain: Domain
+    task: Task
+    variant: VariantSelection
+    trial: int
+    seed: int
+    agent_client: ModelClient
+    user_client: ModelClient
+    agent_strategy: type[AgentStrategy]
+    user_strategy: type[UserStrategy]
+    max_steps: int
+    tool_choice: str | None = None
+
+
+class _Episode:
+    def __init__(self, s: EpisodeSetup) -> None:
+        self.s = s
+        self.t0 = time.perf_counter()
+        self.turns: list[dict[str, Any]] = []
+        self.said: list[str] = []  # what the agent said to the customer
+        self.env = s.domain.new_environment(s.task)
+        meta = {
+            "domain": s.domain.name,
+            "task_id": s.task.id,
+            "variant": s.variant.label,
+            "emotions": [c.variant.emotion for c in s.variant.components if c.variant.emotion],
+            "intensities": [c.intensity for c in s.variant.components if c.variant.emotion],
+            "phrases": s.variant.phrases(),
+            "trial": s.trial,
+            "seed": s.seed,
+        }
+        base = s.domain.user_system_prompt(s.task, s.user_strategy.name)
+        if base is None:
+            base = base_user_prompt(s.task.instruction)
+        self.user = s.user_strategy(s.user_client, s.variant.apply(base), s.task.instruction, meta)
+        self.agent = s.agent_strategy(
+            s.agent_client, s.domain.policy(), s.domain.tools(), meta, s.tool_choice
+        )
+
+    def _turn(self, role: str, started: float, **fields: Any) -> None:
+        now = time.perf_counter()
+        self.turns.append(
+            {"role": role, "t": round(started - self.t0, 6), "duration_s": round(now - started, 6)}
+            | fields
+        )
+
+    async def _user(self, agent_text: str | None) -> UserTurn:
+        started = time.perf_counter()
+        turn = await (self.user.start() if agent_text is None else self.user.reply(agent_text))
+        self._turn("user", started, content=turn.text, stop=turn.stop, raw=turn.raw)
+        return turn
+
+    def _execute(self, call: ParsedCall) -> ToolResult:
+        if call.error is not None:
+            return ToolResult(f"Error: {call.error}", error=True)
+        if call.name not in self.s.domain.tool_names():
+            return ToolResult(f"Error: unknown tool {call.name!r}", error=True)
+        return self.env.execute(call.name, call.arguments or {})
+
+    async def loop(self) -> tuple[str, str | None]:
+        """Run to the end; return (termination reason, error message)."""
+        turn = await self._user(None)
+        if turn.stop:
+            return (GOAL_MET if turn.stop == "goal_met" else GAVE_UP), None
+        self.agent.add_user_message(turn.text)
+        for _ in range(self.s.max_steps):
+            started = time.perf_counter()
+            act = await self.agent.act()
+            r = act.response
+            usage = {
+                "latency_s": round(r.latency_s, 6),
+                "tokens": [r.prompt_tokens, r.completion_tokens],
+            }
+            if not act.calls:
+                self._turn("agent", started, content=act.text, reasoning=r.reasoning, **usage)
+                if not act.text or not act.text.strip():
+                    return AGENT_ERROR, "the agent produced neither a message nor a tool call"
+                self.said.append(act.text)
+                turn = await self._user(act.text)
+                if turn.stop:
+                    return (GOAL_MET if turn.stop == "goal_met" else GAVE_UP), None
+                self.agent.add_user_message(turn.text)
+                continue
+            results = []
+            for call in act.calls:
+                result = self._execute(call)
+                self.agent.add_tool_result(call, result.content)
+                results.append(
+                    {
+                        "id": call.id,
+                        "name": call.name,
+                        "arguments": call.arguments,
+                        "raw_arguments": call.raw_arguments if call.arguments is None else None,
+                        "result": result.content,
+                        "error": result.error,
+                    }
+                )
+            self._turn(
+                "agent",
+                started,
+                content=r.content,
+                reasoning=r.reasoning,
+                tool_calls=results,
+                **usage,
+            )
+            if any(c.name in self.s.domain.terminal_tools and c.error is None for c in act.calls):
+                return TRANSFER, None
+        return MAX_STEPS, None
+
+
+async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
+    """Run one episode and return its record (see ``docs/results.md`` for the fields)."""
+    started_at = time.time()
+    ep = _Episode(s)
+    error: str | None = None
+    try:
+        termination, error = await ep.loop()
+    except InfraError as exc:
+        termination, error = INFRA_ERROR, str(exc)
+    except UserSimulatorError as exc:
+        termination, error = USER_ERROR, str(exc)
+    status = "infra_error" if termination == INFRA_ERROR else "completed"
+    reward: float | None = None
+    breakdown: Mapping[str, Any] | None = None
+    if status == "completed" and termination != USER_ERROR:
+        result = s.domain.evaluate(s.task, ep.env, ep.said)
+        reward, breakdown = result.reward, result.breakdown
+    return {
+        "task_id": s.task.id,
+        "variant": s.variant.label,
+        "trial": s.trial,
+        "status": status,
+        "scored": reward is not None,
+        "reward": reward,
+        "success": reward is not None and reward >= 1.0,
+        "reward_breakdown": breakdown,
+        "termination": termination,
+        "error": error,
+        "num_turns": sum(1 for t in ep.turns if t["role"] == "user" or not t.get("tool_calls")),
+        "num_agent_steps": sum(1 for t in ep.turns if t["role"] == "agent"),
+        "num_tool_calls": sum(len(t.get("tool_calls") or ()) for t in ep.turns),
+        "started_at": started_at,
+        "duration_s": round(time.perf_counter() - ep.t0, 6),
+        "synthetic": s.agent_client.synthetic or s.user_client.synthetic,
+        "variant_info": s.variant.record(),
+        "turns": ep.turns,
+        "agent": {"system_prompt": ep.agent.system_prompt, "messages": ep.agent.messages[1:]},
+        "user": {"system_prompt": ep.user.system_prompt, "messages": ep.user.messages[1:]},
+    }

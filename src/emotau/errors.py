@@ -1,0 +1,30 @@
+"""Exceptions that carry a user-facing, one-line message.
+
+The CLI turns :class:`UserError` into ``emotau: error: <message>`` and exit status 2;
+everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EmotauError(Exception):
+    """Base class of every error emotau raises on purpose."""
+
+
+class UserError(EmotauError):
+    """A mistake in the user's input (flags, config, files). Exit status 2, no traceback."""
+
+
+class SpecChangedError(UserError):
+    """Resuming a run directory whose frozen spec differs from the requested one."""
+
+
+class InfraError(EmotauError):
+    """A failure of the infrastructure (endpoint down, timeout, empty completion).
+
+    An episode that ends in one is recorded but never scored, and is retried on resume.
+    """
+
+
+class UserSimulatorError(EmotauError):
+    """The user simulator produced output that could not be used (e.g. an unparseable reply)."""

@@ -1,0 +1,168 @@
+"""Progress reporting: a live rich bar on a terminal, plain log lines otherwise, or nothing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol, TextIO
+
+
+class Progress(Protocol):
+    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None: ...
+    def update(self, record: Mapping[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.total = 0
+        self.finished = 0  # finished before this process started + here
+        self.new = 0
+        self.successes = 0
+        self.scored = 0
+        self.errors = 0
+        self.t0 = time.monotonic()
+
+    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+        self.totals = dict(totals)
+        self.done = {k: done.get(k, 0) for k in totals}
+        self.total = sum(totals.values())
+        self.finished = sum(self.done.values())
+        self.t0 = time.monotonic()
+
+    def update(self, rec: Mapping[str, Any]) -> None:
+        if rec.get("status") == "completed":
+            self.finished += 1
+            self.new += 1
+            self.done[rec["variant"]] = self.done.get(rec["variant"], 0) + 1
+            if rec.get("scored"):
+                self.scored += 1
+                self.successes += 1 if rec.get("success") else 0
+        else:
+            self.errors += 1
+
+    def rate(self) -> float:
+        return self.new / max(1e-9, time.monotonic() - self.t0)
+
+    def line(self) -> str:
+        rate = self.rate()
+        left = self.total - self.finished
+        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+        succ = f"{100 * self.successes / self.scored:.1f}%" if self.scored else "-"
+        pct = 100 * self.finished / self.total if self.total else 100.0
+        return (
+            f"{self.finished}/{self.total} ({pct:.0f}%) success {succ} "
+            f"infra errors {self.errors} {rate:.1f} ep/s eta {eta}"
+        )
+
+
+class NullProgress:
+    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+        pass
+
+    def update(self, record: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LogProgress(_Counts):
+    """One plain line every ``interval`` seconds and at the end (for logs and Slurm)."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 5.0) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self._last = 0.0
+
+    def _emit(self) -> None:
+        print(f"[emotau] {self.line()}", file=self.stream, flush=True)
+        self._last = time.monotonic()
+
+    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+        super().start(totals, done)
+        self._emit()
+
+    def update(self, record: Mapping[str, Any]) -> None:
+        super().update(record)
+        if time.monotonic() - self._last >= self.interval:
+            self._emit()
+
+    def close(self) -> None:
+        self._emit()
+
+
+class RichProgress(_Counts):
+    """A live bar: overall done/total, success so far, errors, rate, ETA; one row per variant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+            refresh_per_second=8,
+            console=Console(stderr=True),
+        )
+        self._tasks: dict[str, Any] = {}
+        self._all: Any = None
+        self._succ: dict[str, list[int]] = {}
+
+    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+        super().start(totals, done)
+        p = self._progress
+        self._all = p.add_task("all", total=self.total, completed=self.finished, info="")
+        for name, total in totals.items():
+            self._tasks[name] = p.add_task(
+                f"  {name}", total=total, completed=self.done.get(name, 0), info=""
+            )
+            self._succ[name] = [0, 0]
+        p.start()
+
+    def update(self, record: Mapping[str, Any]) -> None:
+        super().update(record)
+        name = record["variant"]
+        if record.get("status") == "completed":
+            s = self._succ.setdefault(name, [0, 0])
+            if record.get("scored"):
+                s[0] += 1 if record.get("success") else 0
+                s[1] += 1
+            task = self._tasks.get(name)
+            if task is not None:
+                info = f"success {100 * s[0] / s[1]:.0f}%" if s[1] else ""
+                self._progress.update(task, advance=1, info=info)
+            self._progress.update(self._all, advance=1)
+        succ = f"{100 * self.successes / self.scored:.1f}%" if self.scored else "-"
+        self._progress.update(
+            self._all, info=f"success {succ} errors {self.errors} {self.rate():.0f} ep/s"
+        )
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def make_progress(mode: str = "auto") -> Progress:
+    """``auto``: a rich bar on a terminal, log lines otherwise; ``log``; ``none``."""
+    if mode == "none":
+        return NullProgress()
+    if mode == "log" or (mode == "auto" and not sys.stderr.isatty()):
+        return LogProgress()
+    return RichProgress()

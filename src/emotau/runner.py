@@ -1,0 +1,317 @@
+"""Running an experiment: resolve the spec, open the run directory, run the shard's grid.
+
+The grid is every (task, variant, trial). It is ordered canonically (trial, task, variant label)
+so that every process agrees on it, and shard ``i/N`` takes items ``i, i+N, i+2N, ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emotau.agents import AGENT_STRATEGIES, AgentStrategy
+from emotau.domains import Domain, load_domain
+from emotau.engine import EpisodeSetup, run_episode
+from emotau.errors import SpecChangedError, UserError
+from emotau.models.base import PROVIDERS, ModelClient, create_client, provider_for
+from emotau.progress import NullProgress, Progress
+from emotau.spec import ResolvedSpec, RunSpec, diff_identity
+from emotau.store import Key, RunStore, ShardWriter, is_finished, shard_filename
+from emotau.summary import summarize
+from emotau.users import USER_STRATEGIES, UserStrategy
+from emotau.variants import VariantLibrary, VariantSelection
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls()
+        try:
+            i, n = (int(p) for p in text.split("/"))
+        except ValueError:
+            raise UserError(f"--shard must look like i/N (e.g. 3/8), got {text!r}") from None
+        if n < 1 or not 0 <= i < n:
+            raise UserError(f"--shard {text!r}: need 0 <= i < N")
+        return cls(i, n)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass
+class Experiment:
+    """A resolved spec plus everything built from it (no run directory touched yet)."""
+
+    resolved: ResolvedSpec
+    domain: Domain
+    selections: dict[str, VariantSelection]
+    agent_strategy: type[AgentStrategy]
+    user_strategy: type[UserStrategy]
+
+    @property
+    def spec(self) -> RunSpec:
+        return self.resolved.spec
+
+    def grid(self, shard: Shard = Shard()) -> Iterator[Key]:
+        labels = sorted(self.selections)
+        k = 0
+        for trial in range(self.spec.num_trials):
+            for task_id in self.resolved.task_ids:
+                for label in labels:
+                    if k % shard.count == shard.index:
+                        yield (task_id, label, trial)
+                    k += 1
+
+    def make_clients(self) -> tuple[ModelClient, ModelClient]:
+        clients = []
+        for role, cfg in (("agent", self.spec.agent), ("user", self.spec.user)):
+            provider = provider_for(cfg)
+            if provider not in PROVIDERS:
+                raise UserError(
+                    f"{role} model {cfg.model!r} needs the {provider!r} provider, which is not "
+                    f"available in this version; allowed: {', '.join(PROVIDERS.names())}"
+                )
+            try:
+                clients.append(create_client(role, cfg, self.domain))
+            except ValueError as exc:
+                raise UserError(f"{role} model: {exc}") from None
+        return clients[0], clients[1]
+
+
+def prepare(spec: RunSpec) -> Experiment:
+    """Check a spec against its domain, variants and strategies. Raises UserError; no I/O."""
+    domain = load_domain(spec.domain)
+    n_tasks = len(domain.tasks())
+    if spec.task_ids is not None:
+        bad = [t for t in spec.task_ids if not 0 <= t < n_tasks]
+        if bad:
+            raise UserError(
+                f"task id {bad[0]} out of range: domain {domain.name!r} has tasks 0..{n_tasks - 1}"
+            )
+        task_ids = tuple(dict.fromkeys(spec.task_ids))
+        if not task_ids:
+            raise UserError("--task-ids is empty")
+    elif spec.tasks is not None:
+        if spec.tasks > n_tasks:
+            raise UserError(
+                f"--tasks {spec.tasks} is more than domain {domain.name!r} has ({n_tasks})"
+            )
+        task_ids = tuple(range(spec.tasks))
+    else:
+        task_ids = tuple(range(n_tasks))
+    library = VariantLibrary.default(spec.variants_files)
+    selections: dict[str, VariantSelection] = {}
+    for text in spec.variants:
+        sel = library.select(text)
+        if sel.label in selections:
+            raise UserError(f"variant {sel.label!r} is listed twice")
+        selections[sel.label] = sel
+    agent_cls = AGENT_STRATEGIES.get(spec.agent_strategy)
+    user_cls = USER_STRATEGIES.get(spec.user_strategy)
+    identity = {
+        "domain": domain.name,
+        "domain_version": domain.version,
+        "task_ids": list(task_ids),
+        "variants": {label: sel.text_sha256 for label, sel in selections.items()},
+        "num_trials": spec.num_trials,
+        "agent_strategy": agent_cls.name,
+        "user_strategy": user_cls.name,
+        "agent": spec.agent.identity(),
+        "user": spec.user.identity(),
+        "max_steps": spec.max_steps,
+        "seed": spec.seed,
+    }
+    resolved = ResolvedSpec(spec, task_ids, tuple(selections), identity)
+    exp = Experiment(resolved, domain, selections, agent_cls, user_cls)
+    exp.make_clients()  # validates model options; clients are rebuilt for the run
+    return exp
+
+
+# --------------------------------------------------------------------------- the run object
+@dataclass
+class Run:
+    """A run directory: its frozen spec and its episodes (finished or still running)."""
+
+    path: Path
+    frozen: dict[str, Any] = field(repr=False)
+    stats: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        store = RunStore(path)
+        if not store.path.is_dir():
+            raise UserError(f"{str(path)!r} is not a directory")
+        frozen = store.read_frozen()
+        if frozen is None:
+            raise UserError(f"{str(path)!r} is not an emotau run (no spec.json)")
+        return cls(store.path, frozen)
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.path)
+
+    @property
+    def spec(self) -> RunSpec:
+        return RunSpec.model_validate(self.frozen["spec"])
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.frozen.get("variant_order") or self.frozen["identity"]["variants"])
+
+    def episodes(self, light: bool = False) -> list[dict[str, Any]]:
+        """One record per (task, variant, trial), duplicates across shards dropped."""
+        return list(self.store.merged(light=light).values())
+
+    def summary(self) -> dict[str, Any]:
+        ident = self.frozen["identity"]
+        out = summarize(
+            self.store.merged(light=True), self.variants, ident["task_ids"], ident["num_trials"]
+        )
+        out["run"] = str(self.path)
+        out["spec_hash"] = self.frozen["hash"]
+        out["domain"] = ident["domain"]
+        return out
+
+    def to_pandas(self) -> Any:
+        """The light episode table as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UserError("to_pandas() needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.episodes(light=True))
+
+
+def _free_name(out: Path, name: str) -> str:
+    n = 2
+    while (out / f"{name}-{n}").exists():
+        n += 1
+    return f"{name}-{n}"
+
+
+def open_run_dir(exp: Experiment, new_run: bool = False) -> tuple[Experiment, Run]:
+    """Create or reopen the run directory for ``exp``; refuse a changed spec."""
+    spec = exp.spec
+    run_dir = spec.run_dir
+    store = RunStore(run_dir)
+    frozen_old = store.read_frozen() if run_dir.is_dir() else None
+    if frozen_old is not None and frozen_old["hash"] != exp.resolved.hash:
+        if not new_run:
+            diffs = diff_identity(frozen_old["identity"], exp.resolved.identity)
+            raise SpecChangedError(
+                f"run {str(run_dir)!r} was started with a different spec: "
+                f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run "
+                "beside it, or another --experiment-name"
+            )
+        name = _free_name(Path(spec.out), spec.experiment_name)
+        exp = prepare(spec.model_copy(update={"experiment_name": name}))
+        return open_run_dir(exp, new_run=False)
+    if frozen_old is None and run_dir.is_dir() and any(run_dir.iterdir()):
+        raise UserError(f"{str(run_dir)!r} exists, is not empty and is not an emotau run")
+
+    created: list[Path] = []
+    p = run_dir
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    if not os.access(p, os.W_OK):
+        raise UserError(f"output directory {str(p)!r} is not writable")
+    try:
+        frozen = exp.resolved.frozen()
+        frozen["variant_order"] = list(exp.resolved.variant_labels)
+        frozen["created"] = {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        on_disk = store.create(frozen)
+    except OSError as exc:
+        for d in created:
+            shutil.rmtree(d, ignore_errors=True)
+        raise UserError(f"cannot write run directory {str(run_dir)!r}: {exc.strerror}") from None
+    if on_disk["hash"] != exp.resolved.hash:  # another process created it with another spec
+        raise SpecChangedError(f"run {str(run_dir)!r} was just created with a different spec")
+    return exp, Run(run_dir, on_disk)
+
+
+async def execute(
+    exp: Experiment,
+    run: Run,
+    shard: Shard = Shard(),
+    progress: Progress | None = None,
+) -> Run:
+    """Run the shard's unfinished episodes; append each record as it finishes."""
+    spec = exp.spec
+    progress = progress or NullProgress()
+    store = run.store
+    finished = store.finished_keys()
+    mine = list(exp.grid(shard))
+    totals = Counter(k[1] for k in mine)
+    done = Counter(k[1] for k in mine if k in finished)
+    todo = (k for k in mine if k not in finished)
+    agent_client, user_client = exp.make_clients()
+    tasks = exp.domain.tasks()
+    writer = ShardWriter(store.episodes_dir / shard_filename(shard.index, shard.count))
+    writer.start()
+    stats = Counter[str]()
+
+    async def worker() -> None:
+        for task_id, label, trial in todo:
+            setup = EpisodeSetup(
+                domain=exp.domain,
+                task=tasks[task_id],
+                variant=exp.selections[label],
+                trial=trial,
+                seed=spec.seed,
+                agent_client=agent_client,
+                user_client=user_client,
+                agent_strategy=exp.agent_strategy,
+                user_strategy=exp.user_strategy,
+                max_steps=spec.max_steps,
+            )
+            record = await run_episode(setup)
+            record["shard"] = str(shard)
+            writer.append(record)
+            stats["finished" if is_finished(record) else "infra_errors"] += 1
+            progress.update(record)
+
+    progress.start(dict(totals), dict(done))
+    try:
+        n = max(1, min(spec.max_concurrency, len(mine) - sum(done.values())))
+        await asyncio.gather(*(worker() for _ in range(n)))
+    finally:
+        writer.close()
+        progress.close()
+        await agent_client.aclose()
+        await user_client.aclose()
+    run.stats = {
+        "shard": str(shard),
+        "already_finished": sum(done.values()),
+        "repaired_bytes": writer.repaired_bytes,
+        **stats,
+    }
+    return run
+
+
+def run_experiment(
+    spec: RunSpec,
+    shard: Shard = Shard(),
+    new_run: bool = False,
+    progress: Progress | None = None,
+) -> Run:
+    """Synchronous entry point used by the CLI and :func:`emotau.run`."""
+    exp = prepare(spec)
+    exp, run = open_run_dir(exp, new_run=new_run)
+    return asyncio.run(execute(exp, run, shard, progress))
+
+
+def summary_of(path: str | Path) -> Mapping[str, Any]:
+    return Run.open(path).summary()

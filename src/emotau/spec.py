@@ -1,0 +1,203 @@
+"""The experiment spec: what a run is, validated before anything runs.
+
+A spec comes from a TOML file, flags, or Python (``RunSpec(...)``); flags override the file.
+:func:`resolve` checks it against the domain, the variants and the strategies and returns a
+:class:`ResolvedSpec` whose *identity* (the fields that change results) is hashed and frozen
+into the run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from emotau.errors import UserError
+
+DEFAULT_VARIANTS = ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ModelConfig(BaseModel):
+    """One role's model endpoint. ``model = "scripted"`` is the offline built-in model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "scripted"
+    provider: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    seed: int | None = None
+    timeout: float = Field(default=120.0, gt=0)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: provider-specific options, e.g. the scripted agent's ``skill``
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """Fields that change what the model says (not where it is served)."""
+        return self.model_dump(exclude={"base_url", "api_key_env", "timeout"})
+
+
+class RunSpec(BaseModel):
+    """An experiment: tasks x variants x trials on one domain with one agent and user model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_name: str = "demo"
+    domain: str = "hotel"
+    tasks: int | None = Field(default=None, gt=0, description="first N tasks")
+    task_ids: list[int] | None = None
+    variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    variants_files: list[str] = Field(default_factory=list)
+    num_trials: int = Field(default=3, gt=0, le=1000)
+    agent_strategy: str = "tool-calling"
+    user_strategy: str = "llm"
+    agent: ModelConfig = Field(default_factory=ModelConfig)
+    user: ModelConfig = Field(default_factory=ModelConfig)
+    max_steps: int = Field(default=30, gt=0, le=1000)
+    seed: int = 0
+    max_concurrency: int = Field(default=64, gt=0, le=100_000)
+    out: str = "runs"
+
+    @field_validator("experiment_name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(
+                "must start with a letter or digit and use only letters, digits, '.', '_', '-'"
+            )
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, v: list[str]) -> list[str]:
+        v = [s.strip() for s in v if s.strip()]
+        if not v:
+            raise ValueError("give at least one variant")
+        return v
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.experiment_name
+
+
+# ------------------------------------------------------------------------- building a spec
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    return f"{source}: field {loc!r}: {msg}"
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read config file {str(p)!r}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def build_spec(
+    config: str | Path | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunSpec:
+    """A validated :class:`RunSpec` from a TOML path or dict, with dotted-key overrides.
+
+    ``overrides`` use dotted keys for nested fields (``{"agent.model": "x"}``); ``None`` values
+    are ignored, so unset flags never override the file.
+    """
+    source = "spec"
+    if config is None:
+        data: dict[str, Any] = {}
+    elif isinstance(config, Mapping):
+        data = json.loads(json.dumps(dict(config)))
+    else:
+        data = load_config_file(config)
+        source = f"config file {str(config)!r}"
+    given = {k for k, v in (overrides or {}).items() if v is not None}
+    if {"tasks", "task_ids"} <= given:
+        raise UserError("give --tasks N or --task-ids, not both")
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = target.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{source}: field {p!r} must be a table")
+            target = node
+        target[leaf] = value
+        # --tasks and --task-ids are alternatives: a flag replaces the file's other one
+        if key == "tasks":
+            data.pop("task_ids", None)
+        elif key == "task_ids":
+            data.pop("tasks", None)
+    try:
+        return RunSpec.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(exc, source)) from None
+
+
+# ------------------------------------------------------------------------- resolving a spec
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A spec checked against its domain, variants and strategies."""
+
+    spec: RunSpec
+    task_ids: tuple[int, ...]
+    variant_labels: tuple[str, ...]
+    identity: Mapping[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return spec_hash(self.identity)
+
+    def frozen(self) -> dict[str, Any]:
+        from emotau import __version__
+
+        return {
+            "format": 1,
+            "emotau_version": __version__,
+            "hash": self.hash,
+            "identity": dict(self.identity),
+            "spec": self.spec.model_dump(mode="json"),
+        }
+
+
+def spec_hash(identity: Mapping[str, Any]) -> str:
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def diff_identity(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable list of the fields that differ between two identities."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.extend(diff_identity(a, b, name + "."))
+        elif a != b:
+            out.append(f"{name} ({_short(a)} -> {_short(b)})")
+    return out
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, sort_keys=True)
+    return s if len(s) <= 60 else s[:57] + "..."

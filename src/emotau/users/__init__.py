@@ -1,0 +1,310 @@
+"""User (customer) simulator strategies.
+
+Every episode builds its own simulator with its own system prompt (base prompt + variant block)
+and its own message history, so episodes of different variants never share state.
+
+The simulator's history has the roles flipped, as the customer model sees it: the agent's
+messages are ``user`` messages and the customer's own lines are ``assistant`` messages.
+
+Strategies:
+- ``llm``: one call per customer message.
+- ``react``: the model writes a private ``Thought:`` and then ``Message:``; only the message
+  reaches the agent, the thought is kept in the trajectory.
+- ``verify``: each candidate message is checked by a second call against the goal and rules;
+  up to ``max_attempts`` candidates, only an accepted one enters the history.
+- ``reflection``: like verify, but a rejected candidate is followed by a reflection call that
+  explains the problem and writes an improved message.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from emotau.errors import InfraError, UserSimulatorError
+from emotau.models.base import ChatRequest, ChatResponse, ModelClient
+from emotau.registry import Registry
+
+STOP_GOAL_MET = "###STOP###"
+STOP_GAVE_UP = "###QUIT###"
+#: the support chat's greeting that opens the customer's history (the agent never sees it)
+CHAT_OPENER = "Hello, you're through to customer support. How can I help you today?"
+
+_BASE_PROMPT = """\
+You are role-playing a customer who has contacted a company's support chat. A support agent
+will answer you. Your goal is described below; the agent does not know it.
+
+# Your goal
+{instruction}
+
+# How to play the customer
+- Write only the customer's next message: one message per turn, plain text, no labels.
+- Give information step by step, as the agent needs it; do not hand over the whole goal at once,
+  and do not copy the goal's sentences word for word.
+- Use only the facts in your goal. If you are asked for something your goal does not give, say
+  that you do not know or do not have it. Never make up names, numbers, dates or ids.
+- Accept or refuse what the agent proposes exactly as your goal says.
+- When everything in your goal has been taken care of, write a short closing message that ends
+  with {stop}.
+- If the agent cannot or will not do what you need and you decide to leave without it, write a
+  short closing message that ends with {quit}.
+- You are the customer, never the agent: do not offer to look things up or perform actions.
+"""
+
+_REACT_FORMAT = """
+# Reply format
+Each reply has two parts. First a line starting with `Thought:` where you privately reason about
+your goal and what to say next (the agent never sees it). Then a line starting with `Message:`
+followed by exactly the message the agent will receive.
+"""
+
+_VERIFY_PROMPT = """\
+You review one message written by a simulated customer in a support chat.
+
+Customer's goal:
+{instruction}
+
+Conversation so far (agent and customer):
+{transcript}
+
+Candidate next customer message:
+{candidate}
+
+Is the candidate a plausible next message from this customer: consistent with the goal, not
+inventing facts, not acting as the agent, and ending the chat only if the goal has been dealt
+with? Answer with one word, YES or NO."""
+
+_REFLECT_PROMPT = """\
+The candidate customer message below was judged inconsistent with the customer's goal or the
+role-play rules.
+
+Customer's goal:
+{instruction}
+
+Conversation so far (agent and customer):
+{transcript}
+
+Rejected candidate:
+{candidate}
+
+In one or two sentences explain what is wrong, then write a corrected message on a line that
+starts with `Message:`."""
+
+
+def base_user_prompt(instruction: str) -> str:
+    """emotau's own control prompt for a customer with this goal."""
+    return _BASE_PROMPT.format(
+        instruction=instruction.strip(), stop=STOP_GOAL_MET, quit=STOP_GAVE_UP
+    )
+
+
+@dataclass
+class UserTurn:
+    """One customer message as the agent will see it, plus what produced it."""
+
+    text: str
+    stop: str | None = None  # "goal_met" | "gave_up"
+    raw: list[dict[str, Any]] = field(default_factory=list)  # every call: purpose, content, ...
+
+
+def split_stop(text: str) -> tuple[str, str | None]:
+    """Remove stop tokens; return the visible text and which stop (if any) was given."""
+    stop = None
+    if STOP_GAVE_UP in text:
+        stop = "gave_up"
+    elif STOP_GOAL_MET in text:
+        stop = "goal_met"
+    if stop:
+        text = text.replace(STOP_GAVE_UP, "").replace(STOP_GOAL_MET, "").strip()
+    return text, stop
+
+
+def _record(purpose: str, response: ChatResponse) -> dict[str, Any]:
+    rec: dict[str, Any] = {"purpose": purpose, "content": response.content}
+    if response.reasoning:
+        rec["reasoning"] = response.reasoning
+    rec["latency_s"] = round(response.latency_s, 6)
+    return rec
+
+
+class UserStrategy(ABC):
+    name: ClassVar[str]
+    format: ClassVar[str] = "plain"
+
+    def __init__(
+        self,
+        client: ModelClient,
+        system_prompt: str,
+        instruction: str,
+        metadata: Mapping[str, Any],
+        max_attempts: int = 3,
+    ) -> None:
+        self.client = client
+        self.instruction = instruction
+        self.system_prompt = system_prompt + self.prompt_suffix()
+        self.metadata = {
+            **metadata,
+            "role": "user",
+            "user_strategy": self.name,
+            "user_format": self.format,
+        }
+        self.max_attempts = max_attempts
+        self.messages: list[dict[str, Any]] = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": CHAT_OPENER},
+        ]
+
+    def prompt_suffix(self) -> str:
+        return ""
+
+    async def start(self) -> UserTurn:
+        return await self._next()
+
+    async def reply(self, agent_text: str) -> UserTurn:
+        self.messages.append({"role": "user", "content": agent_text})
+        return await self._next()
+
+    # -- the parts strategies vary
+    async def _call(self, messages: list[dict[str, Any]], purpose: str) -> ChatResponse:
+        meta = {**self.metadata, "purpose": purpose}
+        response = await self.client.complete(ChatRequest(messages=messages, metadata=meta))
+        if response.content is None or not response.content.strip():
+            raise InfraError(f"user model returned an empty {purpose} completion")
+        return response
+
+    def parse(self, content: str) -> str:
+        """The message the agent will see from one raw completion."""
+        return content.strip()
+
+    async def _candidate(self, raw: list[dict[str, Any]]) -> tuple[str, str]:
+        response = await self._call(self.messages, "reply")
+        raw.append(_record("reply", response))
+        content = response.content or ""
+        return content, self.parse(content)
+
+    async def _next(self) -> UserTurn:
+        raw: list[dict[str, Any]] = []
+        content, message = await self._candidate(raw)
+        return self._accept(content, message, raw)
+
+    def _accept(self, content: str, message: str, raw: list[dict[str, Any]]) -> UserTurn:
+        self.messages.append({"role": "assistant", "content": content})
+        text, stop = split_stop(message)
+        return UserTurn(text, stop, raw)
+
+    def transcript(self) -> str:
+        lines = []
+        for m in self.messages[2:]:
+            who = "Agent" if m["role"] == "user" else "Customer"
+            lines.append(
+                f"{who}: {self.parse(m['content']) if who == 'Customer' else m['content']}"
+            )
+        return "\n".join(lines) or "(no messages yet)"
+
+
+USER_STRATEGIES: Registry[type[UserStrategy]] = Registry("user strategy")
+
+
+@USER_STRATEGIES.register("llm")
+class LLMUser(UserStrategy):
+    name = "llm"
+
+
+_MESSAGE_RE = re.compile(r"^\s*Message\s*:", re.IGNORECASE | re.MULTILINE)
+_THOUGHT_RE = re.compile(r"^\s*Thought\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_react_message(content: str) -> str:
+    """The text after the last ``Message:`` line; the thought never leaks.
+
+    Output with no markers at all is taken as a plain message. A thought without a message
+    raises :class:`UserSimulatorError`.
+    """
+    matches = list(_MESSAGE_RE.finditer(content))
+    if matches:
+        return content[matches[-1].end() :].strip()
+    if _THOUGHT_RE.search(content):
+        raise UserSimulatorError("react user wrote a Thought but no Message")
+    return content.strip()
+
+
+@USER_STRATEGIES.register("react")
+class ReactUser(UserStrategy):
+    name = "react"
+    format = "react"
+
+    def prompt_suffix(self) -> str:
+        return _REACT_FORMAT
+
+    def parse(self, content: str) -> str:
+        return parse_react_message(content)
+
+    async def _next(self) -> UserTurn:
+        raw: list[dict[str, Any]] = []
+        for attempt in range(self.max_attempts):
+            response = await self._call(self.messages, "reply")
+            raw.append(_record("reply", response))
+            content = response.content or ""
+            try:
+                message = self.parse(content)
+            except UserSimulatorError:
+                if attempt == self.max_attempts - 1:
+                    raise
+                continue
+            return self._accept(content, message, raw)
+        raise AssertionError("unreachable")
+
+
+def _is_yes(text: str) -> bool:
+    return bool(re.match(r"\W*(yes|true|valid|consistent)\b", text.strip(), re.IGNORECASE))
+
+
+@USER_STRATEGIES.register("verify")
+class VerifyUser(UserStrategy):
+    name = "verify"
+
+    async def _verify(self, message: str, raw: list[dict[str, Any]]) -> bool:
+        prompt = _VERIFY_PROMPT.format(
+            instruction=self.instruction, transcript=self.transcript(), candidate=message
+        )
+        response = await self._call([{"role": "user", "content": prompt}], "verify")
+        ok = _is_yes(response.content or "")
+        raw.append({**_record("verify", response), "accepted": ok})
+        return ok
+
+    async def _next(self) -> UserTurn:
+        raw: list[dict[str, Any]] = []
+        for _ in range(self.max_attempts):
+            content, message = await self._candidate(raw)
+            if await self._verify(message, raw):
+                break
+        else:
+            raw.append({"purpose": "verify", "content": None, "note": "no candidate accepted"})
+        return self._accept(content, message, raw)
+
+
+@USER_STRATEGIES.register("reflection")
+class ReflectionUser(VerifyUser):
+    name = "reflection"
+
+    async def _next(self) -> UserTurn:
+        raw: list[dict[str, Any]] = []
+        content, message = await self._candidate(raw)
+        for _ in range(self.max_attempts - 1):
+            if await self._verify(message, raw):
+                break
+            prompt = _REFLECT_PROMPT.format(
+                instruction=self.instruction, transcript=self.transcript(), candidate=message
+            )
+            response = await self._call([{"role": "user", "content": prompt}], "reflect")
+            raw.append(_record("reflect", response))
+            reflected = response.content or ""
+            match = list(_MESSAGE_RE.finditer(reflected))
+            if not match:
+                continue  # unusable reflection: keep the previous candidate
+            message = reflected[match[-1].end() :].strip()
+            content = message
+        return self._accept(content, message, raw)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from emotau.agents import AGENT_STRATEGIES
+from emotau.domains import load_domain
+from emotau.engine import EpisodeSetup, run_episode
+from emotau.errors import InfraError
+from emotau.models.base import ChatRequest, ChatResponse, ModelClient, ToolCall
+from emotau.models.scripted import ScriptedAgent, ScriptedUser
+from emotau.users import USER_STRATEGIES
+from emotau.variants import VariantLibrary
+
+LIB = VariantLibrary.default()
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_domain("toydomain:ToyDomain")
+
+
+def setup(domain, task_id=0, variant="control", agent=None, user=None, agent_strategy="tool-calling",
+          user_strategy="llm", max_steps=30, trial=0) -> EpisodeSetup:
+    return EpisodeSetup(
+        domain=domain,
+        task=domain.tasks()[task_id],
+        variant=LIB.select(variant),
+        trial=trial,
+        seed=0,
+        agent_client=agent or ScriptedAgent(domain, {"skill": 1.0}),
+        user_client=user or ScriptedUser(domain),
+        agent_strategy=AGENT_STRATEGIES.get(agent_strategy),
+        user_strategy=USER_STRATEGIES.get(user_strategy),
+        max_steps=max_steps,
+    )
+
+
+def run(s: EpisodeSetup) -> dict[str, Any]:
+    return asyncio.run(run_episode(s))
+
+
+@pytest.mark.parametrize("agent_strategy", ["tool-calling", "react", "act"])
+@pytest.mark.parametrize("user_strategy", ["llm", "react", "verify", "reflection"])
+def test_every_strategy_pair_solves_with_oracle(toy, agent_strategy, user_strategy) -> None:
+    rec = run(setup(toy, 0, "frustration", agent_strategy=agent_strategy, user_strategy=user_strategy))
+    assert rec["status"] == "completed" and rec["success"], rec["reward_breakdown"]
+    assert rec["termination"] == "user_goal_met"
+    calls = [c["name"] for t in rec["turns"] for c in t.get("tool_calls", [])]
+    assert calls == ["get_balance", "deposit"]
+    json.dumps(rec)  # the record is JSON-serialisable as is
+
+
+def test_trajectory_records_prompts_variant_and_timing(toy) -> None:
+    rec = run(setup(toy, 0, "anger:severe"))
+    vi = rec["variant_info"]
+    assert vi["label"] == "anger:severe" and vi["text"] == LIB["anger"].texts["severe"]
+    assert rec["user"]["system_prompt"].endswith(vi["text"])
+    assert "deposit money" in rec["user"]["system_prompt"] or "Deposit 20" in rec["user"]["system_prompt"]
+    assert rec["agent"]["system_prompt"] == toy.policy()
+    assert all(t["duration_s"] >= 0 and t["t"] >= 0 for t in rec["turns"])
+    tool_turn = next(t for t in rec["turns"] if t.get("tool_calls"))
+    assert tool_turn["tool_calls"][0]["result"] == "100"
+    assert rec["synthetic"] is True
+    user_turn = rec["turns"][0]
+    assert user_turn["raw"][0]["purpose"] == "reply"
+
+
+def test_react_user_thought_never_reaches_agent(toy) -> None:
+    rec = run(setup(toy, 0, "anxiety", user_strategy="react"))
+    seen_by_agent = " ".join(str(m.get("content")) for m in rec["agent"]["messages"])
+    assert "Thought:" not in seen_by_agent
+    raw = [r["content"] for t in rec["turns"] if t["role"] == "user" for r in t["raw"]]
+    assert any("Thought:" in r for r in raw)  # kept in the trajectory
+
+
+def test_verify_and_reflection_make_extra_calls(toy) -> None:
+    for strategy in ("verify", "reflection"):
+        rec = run(setup(toy, 1, user_strategy=strategy))
+        purposes = [r["purpose"] for t in rec["turns"] if t["role"] == "user" for r in t["raw"]]
+        assert "verify" in purposes and purposes.count("reply") >= 2
+
+
+class Scripted(ModelClient):
+    """Replies from a fixed list (then repeats the last one)."""
+
+    def __init__(self, replies: list[ChatResponse | Exception]) -> None:
+        self.replies = replies
+        self.n = 0
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        r = self.replies[min(self.n, len(self.replies) - 1)]
+        self.n += 1
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+
+def test_transfer_ends_episode(toy) -> None:
+    rec = run(setup(toy, 2))
+    assert rec["termination"] == "transfer_to_human" and rec["success"]
+
+
+def test_max_steps(toy) -> None:
+    rec = run(setup(toy, 0, max_steps=1))
+    assert rec["termination"] == "max_steps" and rec["reward"] == 0.0 and rec["scored"]
+
+
+def test_user_gives_up_is_not_goal_met(toy) -> None:
+    stubborn = Scripted([ChatResponse("Check my balance."), ChatResponse("Forget it. ###QUIT###")])
+    talker = Scripted([ChatResponse("Let me see what I can do.")])
+    rec = run(setup(toy, 1, agent=talker, user=stubborn))
+    assert rec["termination"] == "user_gave_up" and rec["scored"] and rec["reward"] == 0.0
+    assert "###" not in rec["turns"][-1]["content"]
+
+
+def test_agent_error_on_empty_reply(toy) -> None:
+    rec = run(setup(toy, 1, agent=Scripted([ChatResponse("")])))
+    assert rec["termination"] == "agent_error" and rec["scored"] and rec["reward"] == 0.0
+
+
+def test_malformed_tool_call_is_agent_mistake_and_episode_goes_on(toy) -> None:
+    agent = Scripted([
+        ChatResponse(None, [ToolCall("c1", "get_balance", '{"account": "B2"')]),  # bad JSON
+        ChatResponse(None, [ToolCall("c2", "no_such_tool", "{}")]),
+        ChatResponse(None, [ToolCall("c3", "get_balance", '{"account": "B2"}')]),
+        ChatResponse("Your balance is 5."),
+    ])
+    rec = run(setup(toy, 1, agent=agent))
+    results = [c for t in rec["turns"] for c in t.get("tool_calls", [])]
+    assert results[0]["error"] and "not valid JSON" in results[0]["result"]
+    assert results[0]["raw_arguments"] == '{"account": "B2"'
+    assert results[1]["error"] and "unknown tool" in results[1]["result"]
+    assert results[2]["result"] == "5"
+    assert rec["success"] and rec["termination"] == "user_goal_met"
+
+
+def test_react_agent_unparseable_action_gets_error_observation(toy) -> None:
+    agent = Scripted([
+        ChatResponse("I will just chat"),
+        ChatResponse('Action: {"name": "respond", "arguments": {"content": "It is 5."}}'),
+    ])
+    rec = run(setup(toy, 1, agent=agent, agent_strategy="act"))
+    first = rec["turns"][1]["tool_calls"][0]
+    assert first["error"] and "no 'Action:'" in first["result"]
+    assert rec["success"]
+
+
+def test_infra_error_is_not_scored(toy) -> None:
+    rec = run(setup(toy, 0, agent=Scripted([InfraError("connection refused")])))
+    assert rec["status"] == "infra_error" and not rec["scored"] and rec["reward"] is None
+    assert rec["termination"] == "infra_error" and "connection refused" in rec["error"]
+
+
+def test_user_simulator_error(toy) -> None:
+    bad = Scripted([ChatResponse("Thought: I am thinking but never answer")])
+    rec = run(setup(toy, 0, user=bad, user_strategy="react"))
+    assert rec["termination"] == "user_simulator_error" and not rec["scored"]
+    assert rec["status"] == "completed"  # finished, but excluded from scores
+
+
+def test_episodes_of_different_variants_side_by_side_stay_isolated(toy) -> None:
+    labels = ["control", "frustration:severe", "anxiety", "anger:mild", "confusion", "neutral"]
+
+    async def many() -> list[dict[str, Any]]:
+        setups = [setup(toy, i % 3, labels[i % len(labels)], trial=i) for i in range(300)]
+        return await asyncio.gather(*(run_episode(s) for s in setups))
+
+    recs = asyncio.run(many())
+    texts = {lab: LIB.select(lab).text for lab in labels}
+    for rec in recs:
+        prompt = rec["user"]["system_prompt"]
+        own = texts[rec["variant"]]
+        assert own in prompt
+        for other, text in texts.items():
+            if other != rec["variant"] and text:
+                assert text not in prompt
+        assert rec["variant_info"]["text_sha256"] == LIB.select(rec["variant"]).text_sha256
