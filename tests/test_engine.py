@@ -23,8 +23,17 @@ def toy():
     return load_domain("toydomain:ToyDomain")
 
 
-def setup(domain, task_id=0, variant="control", agent=None, user=None, agent_strategy="tool-calling",
-          user_strategy="llm", max_steps=30, trial=0) -> EpisodeSetup:
+def setup(
+    domain,
+    task_id=0,
+    variant="control",
+    agent=None,
+    user=None,
+    agent_strategy="tool-calling",
+    user_strategy="llm",
+    max_steps=30,
+    trial=0,
+) -> EpisodeSetup:
     return EpisodeSetup(
         domain=domain,
         task=domain.tasks()[task_id],
@@ -46,7 +55,9 @@ def run(s: EpisodeSetup) -> dict[str, Any]:
 @pytest.mark.parametrize("agent_strategy", ["tool-calling", "react", "act"])
 @pytest.mark.parametrize("user_strategy", ["llm", "react", "verify", "reflection"])
 def test_every_strategy_pair_solves_with_oracle(toy, agent_strategy, user_strategy) -> None:
-    rec = run(setup(toy, 0, "frustration", agent_strategy=agent_strategy, user_strategy=user_strategy))
+    rec = run(
+        setup(toy, 0, "frustration", agent_strategy=agent_strategy, user_strategy=user_strategy)
+    )
     assert rec["status"] == "completed" and rec["success"], rec["reward_breakdown"]
     assert rec["termination"] == "user_goal_met"
     calls = [c["name"] for t in rec["turns"] for c in t.get("tool_calls", [])]
@@ -59,7 +70,10 @@ def test_trajectory_records_prompts_variant_and_timing(toy) -> None:
     vi = rec["variant_info"]
     assert vi["label"] == "anger:severe" and vi["text"] == LIB["anger"].texts["severe"]
     assert rec["user"]["system_prompt"].endswith(vi["text"])
-    assert "deposit money" in rec["user"]["system_prompt"] or "Deposit 20" in rec["user"]["system_prompt"]
+    assert (
+        "deposit money" in rec["user"]["system_prompt"]
+        or "Deposit 20" in rec["user"]["system_prompt"]
+    )
     assert rec["agent"]["system_prompt"] == toy.policy()
     assert all(t["duration_s"] >= 0 and t["t"] >= 0 for t in rec["turns"])
     tool_turn = next(t for t in rec["turns"] if t.get("tool_calls"))
@@ -123,12 +137,14 @@ def test_agent_error_on_empty_reply(toy) -> None:
 
 
 def test_malformed_tool_call_is_agent_mistake_and_episode_goes_on(toy) -> None:
-    agent = Scripted([
-        ChatResponse(None, [ToolCall("c1", "get_balance", '{"account": "B2"')]),  # bad JSON
-        ChatResponse(None, [ToolCall("c2", "no_such_tool", "{}")]),
-        ChatResponse(None, [ToolCall("c3", "get_balance", '{"account": "B2"}')]),
-        ChatResponse("Your balance is 5."),
-    ])
+    agent = Scripted(
+        [
+            ChatResponse(None, [ToolCall("c1", "get_balance", '{"account": "B2"')]),  # bad JSON
+            ChatResponse(None, [ToolCall("c2", "no_such_tool", "{}")]),
+            ChatResponse(None, [ToolCall("c3", "get_balance", '{"account": "B2"}')]),
+            ChatResponse("Your balance is 5."),
+        ]
+    )
     rec = run(setup(toy, 1, agent=agent))
     results = [c for t in rec["turns"] for c in t.get("tool_calls", [])]
     assert results[0]["error"] and "not valid JSON" in results[0]["result"]
@@ -139,10 +155,12 @@ def test_malformed_tool_call_is_agent_mistake_and_episode_goes_on(toy) -> None:
 
 
 def test_react_agent_unparseable_action_gets_error_observation(toy) -> None:
-    agent = Scripted([
-        ChatResponse("I will just chat"),
-        ChatResponse('Action: {"name": "respond", "arguments": {"content": "It is 5."}}'),
-    ])
+    agent = Scripted(
+        [
+            ChatResponse("I will just chat"),
+            ChatResponse('Action: {"name": "respond", "arguments": {"content": "It is 5."}}'),
+        ]
+    )
     rec = run(setup(toy, 1, agent=agent, agent_strategy="act"))
     first = rec["turns"][1]["tool_calls"][0]
     assert first["error"] and "no 'Action:'" in first["result"]

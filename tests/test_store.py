@@ -66,8 +66,12 @@ def test_merge_prefers_finished_and_first(tmp_path) -> None:
 def test_store_merges_shards_and_finished_keys(tmp_path) -> None:
     store = RunStore(tmp_path / "run")
     store.create({"hash": "h", "identity": {}})
-    for i, recs in enumerate([[_rec(0, "a", 0), _rec(1, "a", 0, status="infra_error")],
-                              [_rec(0, "a", 0), _rec(2, "a", 0)]]):
+    for i, recs in enumerate(
+        [
+            [_rec(0, "a", 0), _rec(1, "a", 0, status="infra_error")],
+            [_rec(0, "a", 0), _rec(2, "a", 0)],
+        ]
+    ):
         w = ShardWriter(store.episodes_dir / f"shard-{i:05d}-of-00002.jsonl")
         for r in recs:
             w.append(r)

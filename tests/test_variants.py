@@ -78,7 +78,7 @@ def test_toml_and_yaml_files(tmp_path) -> None:
     t.write_text(
         '[variants.impatient]\ndescription = "d"\nemotion = "frustration"\n'
         'text = "Be terse."\nphrases = ["Hurry."]\n'
-        "[variants.grief.text]\nmild = \"a\"\nmoderate = \"b\"\nsevere = \"c\"\n"
+        '[variants.grief.text]\nmild = "a"\nmoderate = "b"\nsevere = "c"\n'
     )
     y = tmp_path / "v.yaml"
     y.write_text("variants:\n  sleepy:\n    emotion: fatigue\n    text: Yawn a lot.\n")
@@ -94,7 +94,11 @@ def test_toml_and_yaml_files(tmp_path) -> None:
     ("name", "body", "needle"),
     [
         ("a.toml", "[variants.x]\ntext = 3\n", "variant 'x', field 'text': must be a string"),
-        ("a.toml", "[variants.x]\ncolour = 'red'\ntext='t'\n", "variant 'x', field 'colour': unknown"),
+        (
+            "a.toml",
+            "[variants.x]\ncolour = 'red'\ntext='t'\n",
+            "variant 'x', field 'colour': unknown",
+        ),
         ("a.toml", "[variants.x.text]\nmild='a'\n", "field 'text.moderate': missing"),
         ("a.toml", "[variants.x.text]\nhuge='a'\n", "field 'text.huge'"),
         ("a.toml", "[variants.x]\nemotion='anger'\n", "field 'text': a variant with an emotion"),

@@ -8,7 +8,12 @@ from typing import Any
 from emotau.domains import Action, Database, Domain, Environment, Task, ToolResult
 
 _BASE = Database.freeze_tables(
-    {"accounts": {"A1": {"owner": "Ana Diaz", "balance": 100}, "B2": {"owner": "Bo Li", "balance": 5}}}
+    {
+        "accounts": {
+            "A1": {"owner": "Ana Diaz", "balance": 100},
+            "B2": {"owner": "Bo Li", "balance": 5},
+        }
+    }
 )
 
 
@@ -56,14 +61,30 @@ class ToyDomain(Domain):
     def __init__(self) -> None:
         super().__init__()
         self._tasks = [
-            Task(0, "You are Ana Diaz (account A1). Deposit 20 into your account.",
-                 (Action("get_balance", {"account": "A1"}), Action("deposit", {"account": "A1", "amount": 20})),
-                 ("120",), opening="I want to deposit money.", facts={"name": "Ana Diaz"}),
-            Task(1, "You are Bo Li (account B2). Ask for your balance.",
-                 (Action("get_balance", {"account": "B2"}),), ("5",), opening="What's my balance?"),
-            Task(2, "You are Bo Li. You want a human.",
-                 (Action("transfer_to_human_agents", {"summary": "wants a human"}),),
-                 opening="Can I talk to a person?"),
+            Task(
+                0,
+                "You are Ana Diaz (account A1). Deposit 20 into your account.",
+                (
+                    Action("get_balance", {"account": "A1"}),
+                    Action("deposit", {"account": "A1", "amount": 20}),
+                ),
+                ("120",),
+                opening="I want to deposit money.",
+                facts={"name": "Ana Diaz"},
+            ),
+            Task(
+                1,
+                "You are Bo Li (account B2). Ask for your balance.",
+                (Action("get_balance", {"account": "B2"}),),
+                ("5",),
+                opening="What's my balance?",
+            ),
+            Task(
+                2,
+                "You are Bo Li. You want a human.",
+                (Action("transfer_to_human_agents", {"summary": "wants a human"}),),
+                opening="Can I talk to a person?",
+            ),
         ]
 
     def tasks(self) -> list[Task]:

@@ -98,6 +98,7 @@ def cli() -> None:
 )
 def run(**opts: Any) -> None:
     """Run or resume an experiment, then print its summary."""
+    from emotau.models.base import provider_for
     from emotau.progress import make_progress
     from emotau.runner import Shard, run_experiment
     from emotau.spec import build_spec
@@ -145,6 +146,8 @@ def run(**opts: Any) -> None:
         ),
         err=True,
     )
+    if any(provider_for(m) == "scripted" for m in (result.spec.agent, result.spec.user)):
+        click.echo("note: scripted models were used; these results are SYNTHETIC", err=True)
     if not opts["quiet"]:
         _console().print(render_table(result.summary(), title=f"{result.path}"))
 

@@ -52,6 +52,7 @@ class _Episode:
         self.t0 = time.perf_counter()
         self.turns: list[dict[str, Any]] = []
         self.said: list[str] = []  # what the agent said to the customer
+        self.called: list[str] = []  # tools the environment executed
         self.env = s.domain.new_environment(s.task)
         meta = {
             "domain": s.domain.name,
@@ -89,6 +90,7 @@ class _Episode:
             return ToolResult(f"Error: {call.error}", error=True)
         if call.name not in self.s.domain.tool_names():
             return ToolResult(f"Error: unknown tool {call.name!r}", error=True)
+        self.called.append(call.name)
         return self.env.execute(call.name, call.arguments or {})
 
     async def loop(self) -> tuple[str, str | None]:
@@ -137,7 +139,7 @@ class _Episode:
                 tool_calls=results,
                 **usage,
             )
-            if any(c.name in self.s.domain.terminal_tools and c.error is None for c in act.calls):
+            if any(name in self.s.domain.terminal_tools for name in self.called):
                 return TRANSFER, None
         return MAX_STEPS, None
 
@@ -157,7 +159,7 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
     reward: float | None = None
     breakdown: Mapping[str, Any] | None = None
     if status == "completed" and termination != USER_ERROR:
-        result = s.domain.evaluate(s.task, ep.env, ep.said)
+        result = s.domain.evaluate(s.task, ep.env, ep.said, ep.called)
         reward, breakdown = result.reward, result.breakdown
     return {
         "task_id": s.task.id,

@@ -129,34 +129,58 @@ class Domain(ABC):
             self._gt_fingerprints[task.id] = fp
         return fp
 
-    def evaluate(self, task: Task, env: Environment, agent_messages: Sequence[str]) -> RewardResult:
-        """Binary reward: state equal to the ground truth AND every required output said."""
+    def evaluate(
+        self,
+        task: Task,
+        env: Environment,
+        said: Sequence[str],
+        called: Sequence[str] | None = None,
+    ) -> RewardResult:
+        """Binary reward: state equal to the ground truth AND every required output said.
+
+        ``said`` is every message the agent sent to the customer; ``called`` the names of the
+        tool calls the agent executed (the engine always passes it). When given, a transfer to a
+        human must happen exactly when the ground truth has one: an agent that hands off a
+        customer it should have served, or keeps one it should have handed off, fails.
+        """
         db_match = env.fingerprint() == self.ground_truth_fingerprint(task)
-        said = [normalize_text(m) for m in agent_messages if m]
-        outputs = {o: any(output_mentioned(o, s) for s in said) for o in task.outputs}
-        reward = 1.0 if db_match and all(outputs.values()) else 0.0
-        return RewardResult(reward, {"db_match": db_match, "outputs": outputs})
+        norm = [normalize_text(m) for m in said if m]
+        outputs = {o: any(output_mentioned(o, s) for s in norm) for o in task.outputs}
+        ok = db_match and all(outputs.values())
+        breakdown: dict[str, Any] = {"db_match": db_match, "outputs": outputs}
+        if called is not None:
+            required = any(a.name in self.terminal_tools for a in task.actions)
+            done = any(name in self.terminal_tools for name in called)
+            breakdown["transfer"] = {"required": required, "done": done}
+            ok = ok and required == done
+        return RewardResult(1.0 if ok else 0.0, breakdown)
 
 
 # --------------------------------------------------------------------------- output matching
-_NUM_ZERO_CENTS = re.compile(r"(\d)\.00(?!\d)")
+_TRAILING_ZEROS = re.compile(r"(\d\.\d*?)0+(?!\d)")
+_BARE_POINT = re.compile(r"(\d)\.(?!\d)")
 _SPACES = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
-    """Lower case, no thousands commas, ``12.00`` -> ``12``, single spaces."""
+    """Lower case, no thousands commas, no trailing decimal zeros, single spaces.
+
+    ``"$1,212.50"`` -> ``"$1212.5"``, ``"516.0"`` -> ``"516"``.
+    """
     text = text.lower().replace(",", "")
-    text = _NUM_ZERO_CENTS.sub(r"\1", text)
+    text = _TRAILING_ZEROS.sub(r"\1", text)
+    text = _BARE_POINT.sub(r"\1", text)
     return _SPACES.sub(" ", text).strip()
 
 
 def output_mentioned(output: str, normalized_message: str) -> bool:
     """Whether ``output`` appears in a normalized message as a whole token sequence.
 
-    Unlike a plain substring test, ``"10"`` does not match ``"100"`` or ``"10.5"``.
+    Unlike a plain substring test, ``"10"`` does not match ``"100"``, ``"10.5"`` or ``"3.10"``,
+    while ``"212.50"`` matches ``"$212.5"`` and ``"1,212"`` matches ``"1212.00"``.
     """
     needle = normalize_text(output)
-    pattern = r"(?<![a-z0-9])" + re.escape(needle) + r"(?![a-z0-9]|\.\d)"
+    pattern = r"(?<![a-z0-9])(?<!\d\.)" + re.escape(needle) + r"(?![a-z0-9]|\.\d)"
     return re.search(pattern, normalized_message) is not None
 
 
@@ -184,6 +208,9 @@ def to_json(obj: Any) -> str:
     return json.dumps(obj, default=dict, sort_keys=True)
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 class Database:
     """Copy-on-write tables over a frozen base shared by all episodes.
 
@@ -203,17 +230,19 @@ class Database:
         return freeze(tables)
 
     def get(self, table: str, key: str) -> Any | None:
+        """A read-only view of a record (``None`` if absent); use :meth:`edit` to change it."""
         changes = self._changes.get(table)
         if changes is not None and key in changes:
-            return changes[key]
-        return self._base[table].get(key)
+            rec = changes[key]
+            return MappingProxyType(rec) if isinstance(rec, dict) else rec
+        return self._base.get(table, _EMPTY).get(key)
 
     def edit(self, table: str, key: str) -> dict[str, Any]:
         """A mutable record that replaces the base one in this database. KeyError if absent."""
         changes = self._changes.setdefault(table, {})
         rec = changes.get(key)
         if rec is None:
-            base = self._base[table].get(key) if key not in changes else None
+            base = self._base.get(table, _EMPTY).get(key) if key not in changes else None
             if base is None:
                 raise KeyError(key)
             rec = changes[key] = thaw(base)
@@ -229,11 +258,12 @@ class Database:
 
     def keys(self, table: str) -> Iterable[str]:
         changes = self._changes.get(table, {})
-        for k in self._base[table]:
+        base = self._base.get(table, _EMPTY)
+        for k in base:
             if changes.get(k, True) is not None:
                 yield k
         for k, v in changes.items():
-            if v is not None and k not in self._base[table]:
+            if v is not None and k not in base:
                 yield k
 
     def values(self, table: str) -> Iterable[Any]:
@@ -243,7 +273,7 @@ class Database:
     def fingerprint(self) -> str:
         diff: dict[str, dict[str, Any]] = {}
         for table, changes in self._changes.items():
-            base = self._base[table]
+            base = self._base.get(table, _EMPTY)
             for key, rec in changes.items():
                 old = base.get(key)
                 if rec is None and old is None:

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+TESTS = Path(__file__).parent
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")])
+    e.pop("COLUMNS", None)
+    return e
+
+
+def emotau(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "emotau", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env(),
+        timeout=timeout,
+    )
+
+
+def popen(*args: str, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "emotau", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env(),
+    )
+
+
+def all_lines(run_dir: Path) -> list[dict[str, Any]]:
+    """Every line of every shard file, parsed (fails the test if one does not parse)."""
+    out = []
+    for f in sorted((run_dir / "episodes").glob("shard-*.jsonl")):
+        data = f.read_bytes()
+        assert data == b"" or data.endswith(b"\n"), f"{f} ends with a partial line"
+        out.extend(json.loads(line) for line in data.splitlines())
+    return out

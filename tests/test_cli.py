@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import emotau
+
+TOY = "toydomain:ToyDomain"
+
+
+def summary_json(run_dir: Path) -> dict:
+    r = emotau("summary", str(run_dir), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    t0 = time.perf_counter()
+    r = emotau("--help")
+    assert r.returncode == 0
+    for cmd in ("run", "summary", "variants"):
+        assert cmd in r.stdout
+    assert time.perf_counter() - t0 < 10  # sanity only; the 0.3 s figure is a benchmark
+
+
+def test_default_run_covers_all_variants(tmp_path) -> None:
+    r = emotau("run", "--progress", "log", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "SYNTHETIC" in r.stdout  # scripted results are labelled
+    s = summary_json(tmp_path / "runs" / "demo")
+    assert s["complete"] and s["synthetic"]
+    names = [row["variant"] for row in s["variants"]]
+    assert names == ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]
+    for row in s["variants"]:
+        assert row["episodes"] == row["expected"] > 0
+        assert set(row["pass_k"]) == {"1", "2", "3"}
+    # rerun resumes: nothing left to do, nothing duplicated
+    r2 = emotau("run", "--quiet", cwd=tmp_path)
+    assert r2.returncode == 0 and "0 episodes run now" in r2.stderr
+
+
+def test_predecessor_flags(tmp_path) -> None:
+    r = emotau(
+        "run",
+        "--experiment-name",
+        "x",
+        "--env",
+        TOY,
+        "--task-ids",
+        "0,2",
+        "--variants",
+        "control,anger:severe,anxiety+confusion",
+        "--num-trials",
+        "2",
+        "--agent-strategy",
+        "react",
+        "--user-strategy",
+        "verify",
+        "--model",
+        "scripted",
+        "--user-model",
+        "scripted",
+        "--temperature",
+        "0.3",
+        "--max-concurrency",
+        "4",
+        "--seed",
+        "7",
+        "--max-steps",
+        "20",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    frozen = json.loads((tmp_path / "x" / "spec.json").read_text())
+    ident = frozen["identity"]
+    assert ident["task_ids"] == [0, 2] and ident["num_trials"] == 2 and ident["seed"] == 7
+    assert set(ident["variants"]) == {"control", "anger:severe", "anxiety+confusion"}
+    assert ident["agent_strategy"] == "react" and ident["user_strategy"] == "verify"
+    assert ident["agent"]["temperature"] == 0.3 and ident["max_steps"] == 20
+    assert summary_json(tmp_path / "x")["finished_episodes"] == 12
+
+
+def test_config_file_and_flag_override(tmp_path) -> None:
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        f'experiment_name = "cfg"\ndomain = "{TOY}"\nnum_trials = 1\n'
+        f'variants = ["control", "anger"]\nout = "{tmp_path}"\n'
+    )
+    r = emotau("run", "--config", str(cfg), "--num-trials", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert summary_json(tmp_path / "cfg")["num_trials"] == 2
+
+
+def test_variants_list_and_show(tmp_path) -> None:
+    r = emotau("variants", "list")
+    assert r.returncode == 0
+    for name in ("control", "neutral", "frustration", "anxiety", "anger", "confusion"):
+        assert name in r.stdout
+    show = emotau("variants", "show", "anger:severe", "--task", "1", "--env", TOY)
+    assert show.returncode == 0
+    assert "Ask for your balance" in show.stdout and "anger (severe)" in show.stdout
+    ctrl = emotau("variants", "show", "control", "--task", "1", "--env", TOY)
+    assert "Emotional state" not in ctrl.stdout
+    react = emotau("variants", "show", "control", "--env", TOY, "--user-strategy", "react")
+    assert "Thought:" in react.stdout
+
+
+def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) -> None:
+    r = emotau(*args, cwd=cwd or tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emotau: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--variants", "control,joy"], "unknown variant 'joy'; allowed: control"),
+        (["--variants", "anger:extreme"], "allowed: mild, moderate, severe"),
+        (["--domain", "nowhere"], "unknown domain 'nowhere'; allowed: hotel"),
+        (["--domain", "no_such_mod:X"], "cannot import domain module"),
+        (["--agent-strategy", "magic"], "unknown agent strategy 'magic'; allowed: act, react"),
+        (["--user-strategy", "psychic"], "unknown user strategy 'psychic'; allowed: llm"),
+        (["--task-ids", "1,999"], "task id 999 out of range"),
+        (["--task-ids", "1,x"], "comma-separated integers"),
+        (["--tasks", "0"], "field 'tasks'"),
+        (["--tasks", "5", "--task-ids", "1"], "not both"),
+        (["--num-trials", "-1"], "field 'num_trials'"),
+        (["--shard", "4/4"], "need 0 <= i < N"),
+        (["--bogus"], "No such option"),
+        (["--model", "gpt-4o"], "needs the 'openai' provider"),
+        (["--experiment-name", "a/b"], "field 'experiment_name'"),
+    ],
+)
+def test_bad_run_input(tmp_path, args, needle) -> None:
+    _bad(["run", "--out", str(tmp_path / "runs"), *args], needle, tmp_path)
+    assert not (tmp_path / "runs").exists()  # no partial run directory
+
+
+def test_bad_files(tmp_path) -> None:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("num_trials = [\n")
+    _bad(["run", "--config", str(bad_toml)], "is not valid TOML", tmp_path)
+    vf = tmp_path / "v.yaml"
+    vf.write_text("variants:\n  grumpy:\n    emotion: anger\n    text: {mild: ok}\n")
+    _bad(
+        ["run", "--variants-file", str(vf), "--variants", "grumpy"],
+        f"variants file '{vf}', variant 'grumpy', field 'text.moderate'",
+        tmp_path,
+    )
+    _bad(["variants", "list", "--variants-file", str(vf)], "field 'text.moderate'", tmp_path)
+    _bad(["variants", "show", "anger", "--task", "99"], "task id 99 out of range", tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_output(tmp_path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    _bad(
+        ["run", "--env", TOY, "--out", str(blocker / "runs")],
+        "cannot write run directory",
+        tmp_path,
+    )
+    assert blocker.read_text() == "x"
+
+
+def test_summary_bad_paths(tmp_path) -> None:
+    _bad(["summary", str(tmp_path / "nope")], "is not a directory", tmp_path)
+    _bad(["summary", str(tmp_path)], "is not an emotau run", tmp_path)
+
+
+def test_changed_spec_refused_then_new_run(tmp_path) -> None:
+    base = ["run", "--env", TOY, "--out", str(tmp_path), "--experiment-name", "e", "--quiet"]
+    assert emotau(*base, "--num-trials", "1").returncode == 0
+    shard = next((tmp_path / "e" / "episodes").glob("*.jsonl"))
+    before = shard.read_bytes()
+    _bad([*base, "--num-trials", "2", "--variants", "control"], "num_trials (1 -> 2)", tmp_path)
+    assert shard.read_bytes() == before  # finished results untouched
+    r = emotau(*base, "--num-trials", "2", "--new-run")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "e-2" / "spec.json").exists()
+    assert summary_json(tmp_path / "e-2")["num_trials"] == 2
+
+
+def test_domain_from_entry_point(tmp_path) -> None:
+    """A third-party package registers a domain through the `emotau.domains` entry point group."""
+    site = tmp_path / "site"
+    dist = site / "toyplugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[emotau.domains]\ntoy-bank = toydomain:ToyDomain\n")
+    import os
+
+    from helpers import TESTS
+
+    env_path = os.pathsep.join([str(site), str(TESTS)])
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emotau",
+            "run",
+            "--domain",
+            "toy-bank",
+            "--out",
+            str(tmp_path),
+            "--num-trials",
+            "1",
+            "--variants",
+            "control",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": env_path},
+    )
+    assert r.returncode == 0, r.stderr
+    frozen = json.loads((tmp_path / "demo" / "spec.json").read_text())
+    assert frozen["identity"]["domain"] == "toy" and frozen["identity"]["task_ids"] == [0, 1, 2]
