@@ -37,7 +37,9 @@ class Sampler:
         self.n = 0
         self.samples: dict[int, float] = {}
 
-    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+    def start(
+        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+    ) -> None:
         self.samples[0] = rss_mb()
 
     def update(self, record: Mapping[str, Any]) -> None:
@@ -58,19 +60,27 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
 
-    from emotau.domains import load_domain
-    from emotau.runner import open_run_dir, prepare, execute
-    from emotau.spec import build_spec
     import asyncio
+
+    from emotau.domains import load_domain
+    from emotau.runner import execute, open_run_dir, prepare
+    from emotau.spec import build_spec
 
     n_tasks = len(load_domain(args.domain).tasks())
     variants = ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]
     trials = max(1, round(args.episodes / (n_tasks * len(variants))))
     total = trials * n_tasks * len(variants)
     with tempfile.TemporaryDirectory() as out:
-        spec = build_spec({"experiment_name": "bench", "domain": args.domain, "out": out,
-                           "num_trials": trials, "variants": variants,
-                           "max_concurrency": args.concurrency})
+        spec = build_spec(
+            {
+                "experiment_name": "bench",
+                "domain": args.domain,
+                "out": out,
+                "num_trials": trials,
+                "variants": variants,
+                "max_concurrency": args.concurrency,
+            }
+        )
         exp, run = open_run_dir(prepare(spec))
         sampler = Sampler([1000, total // 2, total])
         t0 = time.perf_counter()
@@ -81,20 +91,29 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"domain={args.domain} tasks={n_tasks} variants={len(variants)} trials={trials}")
     print(f"episodes={total} wall={wall:.2f}s throughput={total / wall:.0f} episodes/s (1 core)")
-    print(f"peak_rss={peak:.0f} MB; rss after " + ", ".join(
-        f"{k} episodes={v:.0f} MB" for k, v in sorted(sampler.samples.items())))
-    print(f"shard file {size / 1e6:.1f} MB ({size / total / 1e3:.1f} kB/episode); "
-          f"synthetic success by variant: " + ", ".join(
-              f"{r['variant']}={100 * (r['success_rate'] or 0):.0f}%" for r in summary["variants"]))
+    print(
+        f"peak_rss={peak:.0f} MB; rss after "
+        + ", ".join(f"{k} episodes={v:.0f} MB" for k, v in sorted(sampler.samples.items()))
+    )
+    print(
+        f"shard file {size / 1e6:.1f} MB ({size / total / 1e3:.1f} kB/episode); "
+        f"synthetic success by variant: "
+        + ", ".join(
+            f"{r['variant']}={100 * (r['success_rate'] or 0):.0f}%" for r in summary["variants"]
+        )
+    )
 
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "emotau", "--help"], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "emotau", "--help"], check=True, stdout=subprocess.DEVNULL
+        )
         times.append(time.perf_counter() - t0)
-    print(f"emotau --help: median {statistics.median(times) * 1000:.0f} ms over 5 runs "
-          f"(python -m emotau, includes interpreter start)")
+    print(
+        f"emotau --help: median {statistics.median(times) * 1000:.0f} ms over 5 runs "
+        f"(python -m emotau, includes interpreter start)"
+    )
 
 
 if __name__ == "__main__":

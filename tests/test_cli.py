@@ -30,6 +30,9 @@ def test_default_run_covers_all_variants(tmp_path) -> None:
     r = emotau("run", "--progress", "log", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "SYNTHETIC" in r.stdout  # scripted results are labelled
+    progress = [x for x in r.stderr.splitlines() if x.startswith("[emotau]")]
+    assert progress[0].startswith("[emotau] 0/810") and progress[-1].startswith("[emotau] 810/810")
+    assert "success (SYNTHETIC)" in progress[-1]
     s = summary_json(tmp_path / "runs" / "demo")
     assert s["complete"] and s["synthetic"]
     names = [row["variant"] for row in s["variants"]]

@@ -9,7 +9,9 @@ from typing import Any, Protocol, TextIO
 
 
 class Progress(Protocol):
-    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None: ...
+    def start(
+        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+    ) -> None: ...
     def update(self, record: Mapping[str, Any]) -> None: ...
     def close(self) -> None: ...
 
@@ -24,9 +26,13 @@ class _Counts:
         self.successes = 0
         self.scored = 0
         self.errors = 0
+        self.synthetic = False
         self.t0 = time.monotonic()
 
-    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+    def start(
+        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+    ) -> None:
+        self.synthetic = synthetic
         self.totals = dict(totals)
         self.done = {k: done.get(k, 0) for k in totals}
         self.total = sum(totals.values())
@@ -53,14 +59,17 @@ class _Counts:
         eta = f"{left / rate:.0f}s" if rate > 0 else "?"
         succ = f"{100 * self.successes / self.scored:.1f}%" if self.scored else "-"
         pct = 100 * self.finished / self.total if self.total else 100.0
+        tag = " (SYNTHETIC)" if self.synthetic else ""
         return (
-            f"{self.finished}/{self.total} ({pct:.0f}%) success {succ} "
+            f"{self.finished}/{self.total} ({pct:.0f}%) success{tag} {succ} "
             f"infra errors {self.errors} {rate:.1f} ep/s eta {eta}"
         )
 
 
 class NullProgress:
-    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
+    def start(
+        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+    ) -> None:
         pass
 
     def update(self, record: Mapping[str, Any]) -> None:
@@ -83,8 +92,10 @@ class LogProgress(_Counts):
         print(f"[emotau] {self.line()}", file=self.stream, flush=True)
         self._last = time.monotonic()
 
-    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
-        super().start(totals, done)
+    def start(
+        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+    ) -> None:
+        super().start(totals, done, synthetic)
         self._emit()
 
     def update(self, record: Mapping[str, Any]) -> None:
@@ -126,10 +137,13 @@ class RichProgress(_Counts):
         self._all: Any = None
         self._succ: dict[str, list[int]] = {}
 
-    def start(self, totals: Mapping[str, int], done: Mapping[str, int]) -> None:
-        super().start(totals, done)
+    def start(
+        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+    ) -> None:
+        super().start(totals, done, synthetic)
         p = self._progress
-        self._all = p.add_task("all", total=self.total, completed=self.finished, info="")
+        name = "all (SYNTHETIC)" if synthetic else "all"
+        self._all = p.add_task(name, total=self.total, completed=self.finished, info="")
         for name, total in totals.items():
             self._tasks[name] = p.add_task(
                 f"  {name}", total=total, completed=self.done.get(name, 0), info=""

@@ -254,7 +254,8 @@ async def execute(
     store = run.store
     finished = store.finished_keys()
     mine = list(exp.grid(shard))
-    totals = Counter(k[1] for k in mine)
+    counts = Counter(k[1] for k in mine)
+    totals = {label: counts[label] for label in exp.resolved.variant_labels}
     done = Counter(k[1] for k in mine if k in finished)
     todo = (k for k in mine if k not in finished)
     agent_client, user_client = exp.make_clients()
@@ -283,7 +284,7 @@ async def execute(
             stats["finished" if is_finished(record) else "infra_errors"] += 1
             progress.update(record)
 
-    progress.start(dict(totals), dict(done))
+    progress.start(totals, dict(done), agent_client.synthetic or user_client.synthetic)
     try:
         n = max(1, min(spec.max_concurrency, len(mine) - sum(done.values())))
         await asyncio.gather(*(worker() for _ in range(n)))
