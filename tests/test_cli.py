@@ -230,3 +230,76 @@ def test_domain_from_entry_point(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     frozen = json.loads((tmp_path / "demo" / "spec.json").read_text())
     assert frozen["identity"]["domain"] == "toy" and frozen["identity"]["task_ids"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ("[agent.options]\npenalty = {anger = 'x'}\n", "option 'penalty.anger' must be a number"),
+        ("[agent.options]\npenalty = 3\n", "option 'penalty' must be a table"),
+        ("[user.options]\nlatency = [1]\n", "option 'latency' must be a number"),
+        ("[agent.options]\nskill = 2\n", "option 'skill' must be a number from 0 to 1"),
+        ("tasks = 3\ntask_ids = [1]\n", "give tasks or task_ids, not both"),
+        ('num_trials = "3"\n', "field 'num_trials'"),
+        ("tasks = true\n", "field 'tasks'"),
+        ('variants = "control"\n', "field 'variants'"),
+        ("[agent]\noptions = 3\n", "field 'agent.options'"),
+        ('experiment_name = "demo\\n"\n', "field 'experiment_name'"),
+    ],
+)
+def test_bad_config_values(tmp_path, config, needle) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(config)
+    _bad(["run", "--config", str(cfg), "--out", str(tmp_path / "runs")], needle, tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("domain", "needle"),
+    [
+        (":", "expected package.module:object"),
+        ("..:x", "expected package.module:object"),
+        ("subprocess:run", "could not be built"),
+        ("emotau.domains:Domain", "could not be built"),
+        ("json:dumps", "could not be built"),
+        ("toydomain:MisnumberedDomain", "tasks()[0] has id 2"),
+    ],
+)
+def test_bad_domains(tmp_path, domain, needle) -> None:
+    _bad(["run", "--domain", domain, "--out", str(tmp_path / "runs")], needle, tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_more_bad_files(tmp_path) -> None:
+    binary = tmp_path / "v.toml"
+    binary.write_bytes(b"\xff\xfe[variants.x]\n")
+    _bad(["variants", "list", "--variants-file", str(binary)], "is not UTF-8 text", tmp_path)
+    ctrl = tmp_path / "c.toml"
+    ctrl.write_text("[variants.control]\ntext = 'I am angry.'\n")
+    _bad(["run", "--variants-file", str(ctrl)], "variant 'control' is reserved", tmp_path)
+    empty = tmp_path / "p.toml"
+    empty.write_text("[variants.placebo2]\ndescription = 'nothing'\n")
+    _bad(
+        ["run", "--variants-file", str(empty), "--variants", "placebo2+anger"],
+        "variant 'placebo2' injects nothing",
+        tmp_path,
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_damaged_run_directory(tmp_path) -> None:
+    base = ["--env", TOY, "--out", str(tmp_path), "--num-trials", "1", "--quiet"]
+    assert emotau("run", *base).returncode == 0
+    spec = tmp_path / "demo" / "spec.json"
+    spec.write_text('{"hash": "x", "identity": 5}')
+    _bad(["run", *base], "is not a valid emotau spec file", tmp_path)
+    _bad(["summary", str(tmp_path / "demo")], "is not a valid emotau spec file", tmp_path)
+    spec.write_text("{not json")
+    _bad(["summary", str(tmp_path / "demo")], "is corrupt", tmp_path)
+    (tmp_path / "afile").write_text("")
+    _bad(["run", *base, "--experiment-name", "afile"], "exists and is not a directory", tmp_path)
+
+
+def test_no_arguments_prints_help() -> None:
+    r = emotau()
+    assert r.returncode == 0 and "Commands:" in r.stdout and "run" in r.stdout

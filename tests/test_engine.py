@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from emotau.agents import AGENT_STRATEGIES
-from emotau.domains import load_domain
+from emotau.domains import ToolResult, load_domain
 from emotau.engine import EpisodeSetup, run_episode
 from emotau.errors import InfraError
 from emotau.models.base import ChatRequest, ChatResponse, ModelClient, ToolCall
@@ -131,9 +131,62 @@ def test_user_gives_up_is_not_goal_met(toy) -> None:
     assert "###" not in rec["turns"][-1]["content"]
 
 
-def test_agent_error_on_empty_reply(toy) -> None:
-    rec = run(setup(toy, 1, agent=Scripted([ChatResponse("")])))
+@pytest.mark.parametrize("strategy", ["tool-calling", "react"])
+def test_empty_agent_completion_is_infrastructure(toy, strategy) -> None:
+    rec = run(setup(toy, 1, agent=Scripted([ChatResponse("  ")]), agent_strategy=strategy))
+    assert rec["status"] == "infra_error" and not rec["scored"] and rec["reward"] is None
+
+
+def test_agent_error_after_max_errors_invalid_actions(toy) -> None:
+    bad = Scripted([ChatResponse(None, [ToolCall("c", "get_balance", "{oops")])])
+    s = setup(toy, 1, agent=bad)
+    s = EpisodeSetup(**{**s.__dict__, "max_errors": 3})
+    rec = run(s)
     assert rec["termination"] == "agent_error" and rec["scored"] and rec["reward"] == 0.0
+    assert rec["num_agent_steps"] == 3 and "3 invalid actions in a row" in rec["error"]
+
+
+def test_failed_transfer_is_not_a_transfer(toy) -> None:
+    class NoSummaryEnvDomain(type(toy)):
+        pass
+
+    agent = Scripted(
+        [
+            ChatResponse(None, [ToolCall("c1", "transfer_to_human_agents", '{"summary": 5}')]),
+            ChatResponse("I cannot help, sorry."),
+        ]
+    )
+    dom = NoSummaryEnvDomain()
+    orig = dom.new_environment
+
+    def env_rejecting_transfer(task):
+        env = orig(task)
+        execute = env.execute
+
+        def ex(name, args):
+            if name == "transfer_to_human_agents" and not isinstance(args.get("summary"), str):
+                return ToolResult("Error: summary must be a string", error=True)
+            return execute(name, args)
+
+        env.execute = ex
+        return env
+
+    dom.new_environment = env_rejecting_transfer
+    rec = run(setup(dom, 2, agent=agent))
+    assert rec["termination"] == "user_goal_met"  # the failed call did not end the episode
+    assert rec["reward"] == 0.0 and rec["reward_breakdown"]["transfer"]["done"] is False
+
+
+class Boom(ModelClient):
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raise RuntimeError("bug in a client")
+
+
+def test_unexpected_exception_is_recorded_not_scored(toy) -> None:
+    rec = run(setup(toy, 0, agent=Boom()))
+    assert rec["status"] == "infra_error" and rec["reward"] is None
+    assert "internal error: RuntimeError: bug in a client" in rec["error"]
+    assert "Traceback" in rec["error"]
 
 
 def test_malformed_tool_call_is_agent_mistake_and_episode_goes_on(toy) -> None:
@@ -171,6 +224,29 @@ def test_infra_error_is_not_scored(toy) -> None:
     rec = run(setup(toy, 0, agent=Scripted([InfraError("connection refused")])))
     assert rec["status"] == "infra_error" and not rec["scored"] and rec["reward"] is None
     assert rec["termination"] == "infra_error" and "connection refused" in rec["error"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Thought: a\nMessage: Hi.\nThought: I will lie later.", "Hi."),
+        ("Thought: x\nMessage: one\nThought: y\nMessage: two", "two"),
+        ("just text", "just text"),
+    ],
+)
+def test_react_parse_never_leaks_thought(raw, expected) -> None:
+    from emotau.users import parse_react_message
+
+    assert parse_react_message(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["Thought: only thinking", "Thought: t\nMessage:   "])
+def test_react_parse_rejects_missing_message(raw) -> None:
+    from emotau.errors import UserSimulatorError
+    from emotau.users import parse_react_message
+
+    with pytest.raises(UserSimulatorError):
+        parse_react_message(raw)
 
 
 def test_user_simulator_error(toy) -> None:

@@ -121,3 +121,94 @@ def test_shards_in_parallel_equal_one_process(tmp_path) -> None:
     s2 = emotau("summary", str(tmp_path / "many" / "r"), "--format", "json").stdout
     strip = lambda s: {k: v for k, v in json.loads(s).items() if k != "run"}  # noqa: E731
     assert strip(s1) == strip(s2)
+
+
+def test_many_shards_starting_at_once(tmp_path) -> None:
+    """Shards that race to create the run directory all succeed and fill one run."""
+    for round_ in range(3):
+        out = tmp_path / f"r{round_}"
+        procs = [popen(*_args(out, "race", 1, "--shard", f"{i}/6")) for i in range(6)]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        lines = all_lines(out / "race")
+        assert len(_finished(lines)) == len(lines) == 3 * 6
+
+
+def test_creation_cut_short_is_resumable(tmp_path) -> None:
+    (tmp_path / "demo" / "episodes").mkdir(parents=True)
+    (tmp_path / "demo" / ".spec.123.456.tmp").write_text("{")
+    r = emotau("run", "--env", TOY, "--out", str(tmp_path), "--num-trials", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "demo" / "spec.json").read_text())["identity"]["domain"] == "toy"
+    assert len(all_lines(tmp_path / "demo")) == 3 * 6
+
+
+def test_second_writer_of_the_same_shard_is_refused(tmp_path) -> None:
+    args = _args(tmp_path, "w", 40, "--config", str(_latency_config(tmp_path)))
+    first = popen(*args)
+    shard = tmp_path / "w" / "episodes" / "shard-00000-of-00001.jsonl"
+    deadline = time.time() + 30
+    while not shard.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    second = emotau(*args)
+    assert second.returncode == 2 and "is being written by another emotau process" in second.stderr
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    lines = all_lines(tmp_path / "w")
+    assert len(lines) == len(_finished(lines)) == 3 * 6 * 40
+
+
+def test_damaged_lines_are_skipped_and_cut(tmp_path) -> None:
+    args = _args(tmp_path, "d", 1)
+    assert emotau(*args).returncode == 0
+    shard = tmp_path / "d" / "episodes" / "shard-00000-of-00001.jsonl"
+    good = shard.read_bytes().splitlines(keepends=True)
+    # a line that is JSON but not a record, in the middle, and NUL garbage at the end
+    shard.write_bytes(b"".join(good[:-1]) + b"3\n" + b'{"task_id": 0}\n' + b"\x00" * 8 + b"\n")
+    s = emotau("summary", str(tmp_path / "d"), "--format", "json")
+    assert s.returncode == 0, s.stderr
+    assert json.loads(s.stdout)["finished_episodes"] == len(good) - 1
+    r = emotau(*args)
+    assert r.returncode == 0 and "1 episodes run now" in r.stderr, r.stderr
+    assert json.loads(emotau("summary", str(tmp_path / "d"), "--format", "json").stdout)["complete"]
+
+
+def test_new_run_reuses_its_matching_directory(tmp_path) -> None:
+    base = _args(tmp_path, "n", 1)
+    assert emotau(*base).returncode == 0
+    changed = [*base, "--num-trials", "2", "--new-run"]  # the last --num-trials wins
+    assert emotau(*changed).returncode == 0
+    assert emotau(*changed).returncode == 0  # resumes n-2 instead of creating n-3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["n", "n-2"]
+
+
+def test_what_the_hash_covers(tmp_path) -> None:
+    vf = tmp_path / "v.toml"
+    vf.write_text("[variants.grr]\nemotion = 'anger'\ntext = 'Be cross.'\n")
+    base = [
+        "run",
+        "--env",
+        TOY,
+        "--out",
+        str(tmp_path),
+        "--experiment-name",
+        "h",
+        "--num-trials",
+        "1",
+        "--quiet",
+        "--variants",
+        "control,grr",
+        "--variants-file",
+        str(vf),
+    ]
+    assert emotau(*base, "--task-ids", "0,2").returncode == 0
+    # same grid in another order, and a timing-only option: the same run
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[agent.options]\nlatency = 0.001\n")
+    r = emotau(*base, "--task-ids", "2,0", "--config", str(cfg))
+    assert r.returncode == 0 and "0 episodes run now" in r.stderr, r.stderr
+    # the variant's emotion changes what is measured: refused
+    vf.write_text("[variants.grr]\nemotion = 'confusion'\ntext = 'Be cross.'\n")
+    r = emotau(*base, "--task-ids", "0,2")
+    assert r.returncode == 2 and "variants.grr" in r.stderr

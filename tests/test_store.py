@@ -4,6 +4,8 @@ import json
 
 from emotau.store import RunStore, ShardWriter, merge_records, read_shard, repair_shard
 
+IDENT = {"task_ids": [0], "variants": {"a": "x"}, "num_trials": 1}
+
 
 def _rec(task: int, variant: str, trial: int, status: str = "completed", **kw) -> dict:
     return {"task_id": task, "variant": variant, "trial": trial, "status": status, **kw}
@@ -65,7 +67,7 @@ def test_merge_prefers_finished_and_first(tmp_path) -> None:
 
 def test_store_merges_shards_and_finished_keys(tmp_path) -> None:
     store = RunStore(tmp_path / "run")
-    store.create({"hash": "h", "identity": {}})
+    store.create({"hash": "h", "identity": IDENT})
     for i, recs in enumerate(
         [
             [_rec(0, "a", 0), _rec(1, "a", 0, status="infra_error")],
@@ -83,7 +85,7 @@ def test_store_merges_shards_and_finished_keys(tmp_path) -> None:
 
 def test_create_keeps_first_spec(tmp_path) -> None:
     store = RunStore(tmp_path / "run")
-    first = store.create({"hash": "one", "identity": {}})
-    second = store.create({"hash": "two", "identity": {}})
+    first = store.create({"hash": "one", "identity": IDENT})
+    second = store.create({"hash": "two", "identity": IDENT})
     assert first["hash"] == second["hash"] == "one"
     assert not list(store.path.glob(".spec.*"))  # no temp files left behind

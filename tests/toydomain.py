@@ -102,3 +102,10 @@ class ToyDomain(Domain):
 
     def new_environment(self, task: Task) -> Environment:
         return ToyEnv()
+
+
+class MisnumberedDomain(ToyDomain):
+    """Invalid: task ids that do not equal their positions."""
+
+    def tasks(self) -> list[Task]:
+        return list(reversed(self._tasks))

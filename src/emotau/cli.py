@@ -41,7 +41,10 @@ def _str_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    invoke_without_command=True,
+)
 @click.version_option(package_name="emotau", prog_name="emotau")
 def cli() -> None:
     """Stress-test conversational agents with emotional simulated users.
@@ -49,6 +52,9 @@ def cli() -> None:
     Quick start: `emotau run` (built-in hotel domain, scripted models, every variant),
     then `emotau summary runs/demo`.
     """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 # ----------------------------------------------------------------------------------- run
@@ -125,7 +131,7 @@ def run(**opts: Any) -> None:
     }
     spec = build_spec(opts["config"], overrides)
     shard = Shard.parse(opts["shard"])
-    mode = "none" if opts["quiet"] else {"bar": "auto"}.get(opts["progress"], opts["progress"])
+    mode = "none" if opts["quiet"] else opts["progress"]
     try:
         result = run_experiment(spec, shard, opts["new_run"], make_progress(mode))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ other episodes except the read-only domain and the stateless model clients.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ class EpisodeSetup:
     agent_strategy: type[AgentStrategy]
     user_strategy: type[UserStrategy]
     max_steps: int
-    tool_choice: str | None = None
+    max_errors: int = 10
 
 
 class _Episode:
@@ -58,8 +59,8 @@ class _Episode:
             "domain": s.domain.name,
             "task_id": s.task.id,
             "variant": s.variant.label,
-            "emotions": [c.variant.emotion for c in s.variant.components if c.variant.emotion],
-            "intensities": [c.intensity for c in s.variant.components if c.variant.emotion],
+            "emotions": s.variant.emotions,
+            "intensities": s.variant.emotion_intensities,
             "phrases": s.variant.phrases(),
             "trial": s.trial,
             "seed": s.seed,
@@ -68,9 +69,9 @@ class _Episode:
         if base is None:
             base = base_user_prompt(s.task.instruction)
         self.user = s.user_strategy(s.user_client, s.variant.apply(base), s.task.instruction, meta)
-        self.agent = s.agent_strategy(
-            s.agent_client, s.domain.policy(), s.domain.tools(), meta, s.tool_choice
-        )
+        tools = s.domain.tools()
+        self.tool_names = frozenset(t["function"]["name"] for t in tools)
+        self.agent = s.agent_strategy(s.agent_client, s.domain.policy(), tools, meta)
 
     def _turn(self, role: str, started: float, **fields: Any) -> None:
         now = time.perf_counter()
@@ -88,10 +89,12 @@ class _Episode:
     def _execute(self, call: ParsedCall) -> ToolResult:
         if call.error is not None:
             return ToolResult(f"Error: {call.error}", error=True)
-        if call.name not in self.s.domain.tool_names():
+        if call.name not in self.tool_names:
             return ToolResult(f"Error: unknown tool {call.name!r}", error=True)
-        self.called.append(call.name)
-        return self.env.execute(call.name, call.arguments or {})
+        result = self.env.execute(call.name, call.arguments or {})
+        if not result.error:
+            self.called.append(call.name)
+        return result
 
     async def loop(self) -> tuple[str, str | None]:
         """Run to the end; return (termination reason, error message)."""
@@ -99,6 +102,7 @@ class _Episode:
         if turn.stop:
             return (GOAL_MET if turn.stop == "goal_met" else GAVE_UP), None
         self.agent.add_user_message(turn.text)
+        errors_in_a_row = 0
         for _ in range(self.s.max_steps):
             started = time.perf_counter()
             act = await self.agent.act()
@@ -108,10 +112,9 @@ class _Episode:
                 "tokens": [r.prompt_tokens, r.completion_tokens],
             }
             if not act.calls:
+                errors_in_a_row = 0
                 self._turn("agent", started, content=act.text, reasoning=r.reasoning, **usage)
-                if not act.text or not act.text.strip():
-                    return AGENT_ERROR, "the agent produced neither a message nor a tool call"
-                self.said.append(act.text)
+                self.said.append(act.text or "")
                 turn = await self._user(act.text)
                 if turn.stop:
                     return (GOAL_MET if turn.stop == "goal_met" else GAVE_UP), None
@@ -141,6 +144,9 @@ class _Episode:
             )
             if any(name in self.s.domain.terminal_tools for name in self.called):
                 return TRANSFER, None
+            errors_in_a_row = errors_in_a_row + 1 if all(r["error"] for r in results) else 0
+            if errors_in_a_row >= self.s.max_errors:
+                return AGENT_ERROR, f"{errors_in_a_row} invalid actions in a row"
         return MAX_STEPS, None
 
 
@@ -149,18 +155,23 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
     started_at = time.time()
     ep = _Episode(s)
     error: str | None = None
+    reward: float | None = None
+    breakdown: Mapping[str, Any] | None = None
     try:
         termination, error = await ep.loop()
+        if termination != USER_ERROR:
+            result = s.domain.evaluate(s.task, ep.env, ep.said, ep.called)
+            reward, breakdown = result.reward, result.breakdown
     except InfraError as exc:
         termination, error = INFRA_ERROR, str(exc)
     except UserSimulatorError as exc:
         termination, error = USER_ERROR, str(exc)
+    except Exception as exc:  # a bug in a domain, a client or emotau: never scored, retried
+        termination = INFRA_ERROR
+        error = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-8)}"
     status = "infra_error" if termination == INFRA_ERROR else "completed"
-    reward: float | None = None
-    breakdown: Mapping[str, Any] | None = None
-    if status == "completed" and termination != USER_ERROR:
-        result = s.domain.evaluate(s.task, ep.env, ep.said, ep.called)
-        reward, breakdown = result.reward, result.breakdown
+    if status != "completed":
+        reward = breakdown = None
     return {
         "task_id": s.task.id,
         "variant": s.variant.label,

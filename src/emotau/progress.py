@@ -26,6 +26,7 @@ class _Counts:
         self.successes = 0
         self.scored = 0
         self.errors = 0
+        self.per_variant: dict[str, list[int]] = {}  # variant -> [successes, scored]
         self.synthetic = False
         self.t0 = time.monotonic()
 
@@ -45,8 +46,12 @@ class _Counts:
             self.new += 1
             self.done[rec["variant"]] = self.done.get(rec["variant"], 0) + 1
             if rec.get("scored"):
+                win = 1 if rec.get("success") else 0
                 self.scored += 1
-                self.successes += 1 if rec.get("success") else 0
+                self.successes += win
+                pv = self.per_variant.setdefault(rec["variant"], [0, 0])
+                pv[0] += win
+                pv[1] += 1
         else:
             self.errors += 1
 
@@ -135,7 +140,6 @@ class RichProgress(_Counts):
         )
         self._tasks: dict[str, Any] = {}
         self._all: Any = None
-        self._succ: dict[str, list[int]] = {}
 
     def start(
         self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
@@ -148,17 +152,13 @@ class RichProgress(_Counts):
             self._tasks[name] = p.add_task(
                 f"  {name}", total=total, completed=self.done.get(name, 0), info=""
             )
-            self._succ[name] = [0, 0]
         p.start()
 
     def update(self, record: Mapping[str, Any]) -> None:
         super().update(record)
         name = record["variant"]
         if record.get("status") == "completed":
-            s = self._succ.setdefault(name, [0, 0])
-            if record.get("scored"):
-                s[0] += 1 if record.get("success") else 0
-                s[1] += 1
+            s = self.per_variant.get(name, [0, 0])
             task = self._tasks.get(name)
             if task is not None:
                 info = f"success {100 * s[0] / s[1]:.0f}%" if s[1] else ""
@@ -174,7 +174,9 @@ class RichProgress(_Counts):
 
 
 def make_progress(mode: str = "auto") -> Progress:
-    """``auto``: a rich bar on a terminal, log lines otherwise; ``log``; ``none``."""
+    """``auto``: a rich bar on a terminal, log lines otherwise; ``bar``; ``log``; ``none``."""
+    if mode not in {"auto", "bar", "log", "none"}:
+        raise ValueError(f"unknown progress mode {mode!r}")
     if mode == "none":
         return NullProgress()
     if mode == "log" or (mode == "auto" and not sys.stderr.isatty()):

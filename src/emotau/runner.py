@@ -12,7 +12,7 @@ import shutil
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from emotau.engine import EpisodeSetup, run_episode
 from emotau.errors import SpecChangedError, UserError
 from emotau.models.base import PROVIDERS, ModelClient, create_client, provider_for
 from emotau.progress import NullProgress, Progress
-from emotau.spec import ResolvedSpec, RunSpec, diff_identity
+from emotau.spec import ResolvedSpec, RunSpec, diff_identity, domain_digest, prompts_digest
 from emotau.store import Key, RunStore, ShardWriter, is_finished, shard_filename
 from emotau.summary import summarize
 from emotau.users import USER_STRATEGIES, UserStrategy
@@ -86,7 +86,7 @@ class Experiment:
                 )
             try:
                 clients.append(create_client(role, cfg, self.domain))
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise UserError(f"{role} model: {exc}") from None
         return clients[0], clients[1]
 
@@ -94,14 +94,21 @@ class Experiment:
 def prepare(spec: RunSpec) -> Experiment:
     """Check a spec against its domain, variants and strategies. Raises UserError; no I/O."""
     domain = load_domain(spec.domain)
-    n_tasks = len(domain.tasks())
+    all_tasks = domain.tasks()
+    n_tasks = len(all_tasks)
+    misplaced = next((i for i, t in enumerate(all_tasks) if t.id != i), None)
+    if misplaced is not None:
+        raise UserError(
+            f"domain {domain.name!r} is invalid: tasks()[{misplaced}] has id "
+            f"{all_tasks[misplaced].id} (task ids must equal their position)"
+        )
     if spec.task_ids is not None:
         bad = [t for t in spec.task_ids if not 0 <= t < n_tasks]
         if bad:
             raise UserError(
                 f"task id {bad[0]} out of range: domain {domain.name!r} has tasks 0..{n_tasks - 1}"
             )
-        task_ids = tuple(dict.fromkeys(spec.task_ids))
+        task_ids = tuple(sorted(set(spec.task_ids)))
         if not task_ids:
             raise UserError("--task-ids is empty")
     elif spec.tasks is not None:
@@ -124,14 +131,17 @@ def prepare(spec: RunSpec) -> Experiment:
     identity = {
         "domain": domain.name,
         "domain_version": domain.version,
+        "domain_digest": domain_digest(domain),
         "task_ids": list(task_ids),
-        "variants": {label: sel.text_sha256 for label, sel in selections.items()},
+        "variants": {label: sel.digest for label, sel in selections.items()},
         "num_trials": spec.num_trials,
         "agent_strategy": agent_cls.name,
         "user_strategy": user_cls.name,
+        "prompts_digest": prompts_digest(),
         "agent": spec.agent.identity(),
         "user": spec.user.identity(),
         "max_steps": spec.max_steps,
+        "max_errors": spec.max_errors,
         "seed": spec.seed,
     }
     resolved = ResolvedSpec(spec, task_ids, tuple(selections), identity)
@@ -194,9 +204,13 @@ class Run:
         return pd.DataFrame(self.episodes(light=True))
 
 
-def _free_name(out: Path, name: str) -> str:
+def _new_run_name(out: Path, name: str, spec_hash: str) -> str:
+    """``name-N``: an existing one with the same spec (to resume it), else the first free N."""
     n = 2
     while (out / f"{name}-{n}").exists():
+        frozen = RunStore(out / f"{name}-{n}").read_frozen()
+        if frozen is not None and frozen["hash"] == spec_hash:
+            break
         n += 1
     return f"{name}-{n}"
 
@@ -215,10 +229,12 @@ def open_run_dir(exp: Experiment, new_run: bool = False) -> tuple[Experiment, Ru
                 f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run "
                 "beside it, or another --experiment-name"
             )
-        name = _free_name(Path(spec.out), spec.experiment_name)
+        name = _new_run_name(Path(spec.out), spec.experiment_name, exp.resolved.hash)
         exp = prepare(spec.model_copy(update={"experiment_name": name}))
         return open_run_dir(exp, new_run=False)
-    if frozen_old is None and run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{str(run_dir)!r} exists and is not a directory")
+    if frozen_old is None and run_dir.is_dir() and not store.leftovers_only():
         raise UserError(f"{str(run_dir)!r} exists, is not empty and is not an emotau run")
 
     created: list[Path] = []
@@ -252,6 +268,7 @@ async def execute(
     spec = exp.spec
     progress = progress or NullProgress()
     store = run.store
+    writer = ShardWriter(store.episodes_dir / shard_filename(shard.index, shard.count))
     finished = store.finished_keys()
     mine = list(exp.grid(shard))
     counts = Counter(k[1] for k in mine)
@@ -260,7 +277,6 @@ async def execute(
     todo = (k for k in mine if k not in finished)
     agent_client, user_client = exp.make_clients()
     tasks = exp.domain.tasks()
-    writer = ShardWriter(store.episodes_dir / shard_filename(shard.index, shard.count))
     writer.start()
     stats = Counter[str]()
 
@@ -277,6 +293,7 @@ async def execute(
                 agent_strategy=exp.agent_strategy,
                 user_strategy=exp.user_strategy,
                 max_steps=spec.max_steps,
+                max_errors=spec.max_errors,
             )
             record = await run_episode(setup)
             record["shard"] = str(shard)
@@ -312,7 +329,3 @@ def run_experiment(
     exp = prepare(spec)
     exp, run = open_run_dir(exp, new_run=new_run)
     return asyncio.run(execute(exp, run, shard, progress))
-
-
-def summary_of(path: str | Path) -> Mapping[str, Any]:
-    return Run.open(path).summary()

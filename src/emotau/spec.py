@@ -17,18 +17,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from emotau.errors import UserError
 
+#: provider options that change only timing, never what a model says (kept out of the hash)
+TIMING_OPTIONS = frozenset({"latency"})
 DEFAULT_VARIANTS = ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class ModelConfig(BaseModel):
     """One role's model endpoint. ``model = "scripted"`` is the offline built-in model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = "scripted"
     provider: str | None = None
@@ -43,14 +52,16 @@ class ModelConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
-        """Fields that change what the model says (not where it is served)."""
-        return self.model_dump(exclude={"base_url", "api_key_env", "timeout"})
+        """Fields that change what the model says (not where or how fast it is served)."""
+        out = self.model_dump(exclude={"base_url", "api_key_env", "timeout"})
+        out["options"] = {k: v for k, v in self.options.items() if k not in TIMING_OPTIONS}
+        return out
 
 
 class RunSpec(BaseModel):
     """An experiment: tasks x variants x trials on one domain with one agent and user model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     experiment_name: str = "demo"
     domain: str = "hotel"
@@ -64,6 +75,8 @@ class RunSpec(BaseModel):
     agent: ModelConfig = Field(default_factory=ModelConfig)
     user: ModelConfig = Field(default_factory=ModelConfig)
     max_steps: int = Field(default=30, gt=0, le=1000)
+    #: consecutive invalid agent actions (bad JSON, unknown tool, tool error) that end an episode
+    max_errors: int = Field(default=10, gt=0, le=1000)
     seed: int = 0
     max_concurrency: int = Field(default=64, gt=0, le=100_000)
     out: str = "runs"
@@ -71,7 +84,7 @@ class RunSpec(BaseModel):
     @field_validator("experiment_name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
+        if not _NAME_RE.fullmatch(v):
             raise ValueError(
                 "must start with a letter or digit and use only letters, digits, '.', '_', '-'"
             )
@@ -85,6 +98,12 @@ class RunSpec(BaseModel):
             raise ValueError("give at least one variant")
         return v
 
+    @model_validator(mode="after")
+    def _one_task_selector(self) -> RunSpec:
+        if self.tasks is not None and self.task_ids is not None:
+            raise ValueError("give tasks or task_ids, not both")
+        return self
+
     @property
     def run_dir(self) -> Path:
         return Path(self.out) / self.experiment_name
@@ -94,7 +113,7 @@ class RunSpec(BaseModel):
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
     return f"{source}: field {loc!r}: {msg}"
@@ -129,6 +148,14 @@ def build_spec(
     else:
         data = load_config_file(config)
         source = f"config file {str(config)!r}"
+        # variant files named in a config file are found next to it
+        files = data.get("variants_files")
+        if isinstance(files, list):
+            here = Path(config).parent
+            data["variants_files"] = [
+                str(here / f) if isinstance(f, str) and not Path(f).is_absolute() else f
+                for f in files
+            ]
     given = {k for k, v in (overrides or {}).items() if v is not None}
     if {"tasks", "task_ids"} <= given:
         raise UserError("give --tasks N or --task-ids, not both")
@@ -178,6 +205,36 @@ class ResolvedSpec:
             "identity": dict(self.identity),
             "spec": self.spec.model_dump(mode="json"),
         }
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def domain_digest(domain: Any) -> str:
+    """A hash of what the agent and the user see of a domain: policy, tools, tasks."""
+    tasks = [
+        [t.id, t.instruction, [[a.name, dict(a.arguments)] for a in t.actions], list(t.outputs)]
+        for t in domain.tasks()
+    ]
+    return _digest([domain.policy(), domain.tools(), tasks])
+
+
+def prompts_digest() -> str:
+    """A hash of emotau's own prompt templates (user simulator and text-acting agents)."""
+    from emotau import agents, users
+
+    return _digest(
+        [
+            users.CHAT_OPENER,
+            users._BASE_PROMPT,
+            users._REACT_FORMAT,
+            users._VERIFY_PROMPT,
+            users._REFLECT_PROMPT,
+            agents._TEXT_FORMAT,
+        ]
+    )
 
 
 def spec_hash(identity: Mapping[str, Any]) -> str:

@@ -7,8 +7,9 @@ Layout::
         episodes/shard-00000-of-00001.jsonl   one finished episode per line
 
 Each process writes only its own shard file, so any number of processes (or machines sharing a
-file system) can write to one run without locks. A line is written with one ``write`` call and
-flushed as each episode finishes; the file is fsync'd at least once a second while dirty. A crash
+file system) can write to one run without coordinating; an advisory lock on the shard file
+only stops two processes from running the *same* shard at once. Each line is flushed as its
+episode finishes; the file is fsync'd at least once a second while dirty. A crash
 can therefore leave at most one truncated last line, which the next writer of that shard cuts
 off before appending. Readers ignore an unterminated last line (another process may be writing
 it) and merge all shards, dropping duplicate (task, variant, trial) keys.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -29,6 +31,7 @@ from typing import Any
 from emotau.errors import UserError
 
 SPEC_FILE = "spec.json"
+TMP_PREFIX = ".spec."
 EPISODES_DIR = "episodes"
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.jsonl$")
 #: fields kept when records are read for summaries (the heavy trajectory is dropped)
@@ -54,6 +57,7 @@ Key = tuple[int, str, int]
 
 
 def record_key(rec: dict[str, Any]) -> Key:
+    """(task_id, variant, trial); TypeError/KeyError/ValueError for anything else."""
     return (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
 
 
@@ -82,10 +86,18 @@ class RunStore:
             raise UserError(f"cannot read {str(self.spec_path)!r}: {exc.strerror}") from None
         try:
             frozen = json.loads(raw)
-        except json.JSONDecodeError:
+        except ValueError:
             raise UserError(f"{str(self.spec_path)!r} is corrupt (not JSON)") from None
-        if not isinstance(frozen, dict) or "hash" not in frozen or "identity" not in frozen:
-            raise UserError(f"{str(self.spec_path)!r} is not an emotau spec file")
+        ident = frozen.get("identity") if isinstance(frozen, dict) else None
+        if (
+            not isinstance(frozen, dict)
+            or not isinstance(frozen.get("hash"), str)
+            or not isinstance(ident, dict)
+            or not isinstance(ident.get("task_ids"), list)
+            or not isinstance(ident.get("variants"), dict)
+            or not isinstance(ident.get("num_trials"), int)
+        ):
+            raise UserError(f"{str(self.spec_path)!r} is not a valid emotau spec file")
         return frozen
 
     def create(self, frozen: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +106,8 @@ class RunStore:
         Uses a hard link so that of several processes racing to create the run, exactly one
         spec wins and the others read it (safe on NFS, where ``O_EXCL`` may not be).
         """
-        self.episodes_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".spec.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f"{TMP_PREFIX}{os.getpid()}.{time.monotonic_ns()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(frozen, fh, indent=2, sort_keys=True)
             fh.write("\n")
@@ -109,7 +121,19 @@ class RunStore:
             tmp.unlink(missing_ok=True)
         existing = self.read_frozen()
         assert existing is not None
+        # only after spec.json exists, so a directory with episodes always has a spec
+        self.episodes_dir.mkdir(exist_ok=True)
         return existing
+
+    def leftovers_only(self) -> bool:
+        """True if the directory holds nothing but what a creation cut short leaves behind."""
+        for entry in self.path.iterdir():
+            if entry.name.startswith(TMP_PREFIX):
+                continue
+            if entry.name == EPISODES_DIR and entry.is_dir() and not self.shard_files():
+                continue
+            return False
+        return True
 
     # ------------------------------------------------------------------ reading
     def shard_files(self) -> list[Path]:
@@ -155,8 +179,9 @@ def read_shard(path: Path, light: bool = False) -> Iterator[dict[str, Any]]:
             if not raw.endswith(b"\n"):
                 break  # being written by another process, or cut by a crash
             try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:
+                rec = json.loads(raw.decode("utf-8"))
+                record_key(rec)
+            except (ValueError, TypeError, KeyError):
                 continue  # only possible for a line damaged outside emotau
             if light:
                 rec = {k: rec.get(k) for k in LIGHT_FIELDS}
@@ -185,8 +210,8 @@ def repair_shard(path: Path) -> int:
             fh.seek(start)
             line = fh.read(end - start)
             try:
-                json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                record_key(json.loads(line.decode("utf-8")))
+            except (ValueError, TypeError, KeyError):
                 keep = start
         if keep < size:
             fh.truncate(keep)
@@ -215,8 +240,18 @@ class ShardWriter:
 
     def __init__(self, path: Path, fsync_interval: float = 1.0) -> None:
         self.path = path
-        self.repaired_bytes = repair_shard(path)
         self._fh = open(path, "ab")  # noqa: SIM115 - closed in close()
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise UserError(
+                f"{str(path)!r} is being written by another emotau process; "
+                "run a different --shard, or wait for it to finish"
+            ) from None
+        except OSError:
+            pass  # a file system without locks: one writer per shard is then up to the user
+        self.repaired_bytes = repair_shard(path)
         self._interval = fsync_interval
         self._dirty = False
         self._last_sync = time.monotonic()

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from emotau.errors import InfraError
 from emotau.models.base import ChatRequest, ChatResponse, ModelClient
 from emotau.registry import Registry
 
@@ -75,6 +76,12 @@ class AgentStrategy(ABC):
 AGENT_STRATEGIES: Registry[type[AgentStrategy]] = Registry("agent strategy")
 
 
+def _require_output(response: ChatResponse) -> None:
+    """An empty completion is the server's failure, not the agent's: never scored."""
+    if not response.tool_calls and not (response.content or "").strip():
+        raise InfraError("the agent model returned an empty completion")
+
+
 def _parse_arguments(raw: str | None) -> tuple[dict[str, Any] | None, str | None]:
     if raw is None or raw.strip() == "":
         return {}, None
@@ -99,6 +106,7 @@ class ToolCallingAgent(AgentStrategy):
             metadata=self.metadata,
         )
         response = await self.client.complete(request)
+        _require_output(response)
         self.messages.append(response.message())
         if not response.tool_calls:
             return AgentTurn(response, text=response.content or "")
@@ -184,6 +192,7 @@ class _TextActingAgent(AgentStrategy):
     async def act(self) -> AgentTurn:
         request = ChatRequest(messages=self.messages, metadata=self.metadata)
         response = await self.client.complete(request)
+        _require_output(response)
         content = response.content or ""
         self.messages.append({"role": "assistant", "content": content})
         name, args, err = parse_text_action(content)

@@ -49,15 +49,19 @@ DOMAINS.add("hotel", _hotel)
 
 
 def _instantiate(obj: object, name: str) -> Domain:
-    if isinstance(obj, type) and issubclass(obj, Domain):
-        return obj()
     if isinstance(obj, Domain):
         return obj
-    if callable(obj):
+    if not callable(obj) or (isinstance(obj, type) and not issubclass(obj, Domain)):
+        raise UserError(f"domain {name!r} is not a Domain subclass, instance or factory")
+    try:
         dom = obj()
-        if isinstance(dom, Domain):
-            return dom
-    raise UserError(f"domain {name!r} is not a Domain subclass, instance or factory")
+    except Exception as exc:
+        raise UserError(
+            f"domain {name!r} could not be built: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(dom, Domain):
+        raise UserError(f"domain {name!r} is not a Domain subclass, instance or factory")
+    return dom
 
 
 def available_domains() -> list[str]:
@@ -71,12 +75,18 @@ def load_domain(name: str) -> Domain:
         return DOMAINS.get(name)()
     for ep in entry_points(group="emotau.domains"):
         if ep.name == name:
-            return _instantiate(ep.load(), name)
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise UserError(f"cannot load domain entry point {name!r}: {exc}") from None
+            return _instantiate(obj, name)
     if ":" in name:
         mod_name, _, attr = name.partition(":")
+        if not mod_name or not attr or mod_name.startswith("."):
+            raise UserError(f"domain {name!r}: expected package.module:object")
         try:
             module = importlib.import_module(mod_name)
-        except ImportError as exc:
+        except Exception as exc:
             raise UserError(f"cannot import domain module {mod_name!r}: {exc}") from None
         try:
             obj = getattr(module, attr)

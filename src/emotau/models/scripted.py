@@ -38,6 +38,12 @@ _CONFIRM_MARK = "Shall I go ahead?"
 _YES_RE = re.compile(r"\b(yes|yeah|yep|go ahead|please do|proceed|ok|okay|sure|confirm)", re.I)
 
 
+def _number(value: Any, name: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ValueError(f"option {name!r} must be a number from {lo:g} to {hi:g}, got {value!r}")
+    return float(value)
+
+
 def _rng(metadata: Mapping[str, Any], *extra: object) -> random.Random:
     key = "|".join(str(metadata.get(k)) for k in ("seed", "domain", "task_id", "variant", "trial"))
     return random.Random("|".join([key, *map(str, extra)]))
@@ -59,10 +65,16 @@ class ScriptedAgent(ModelClient):
     def __init__(self, domain: Domain, options: Mapping[str, Any] | None = None) -> None:
         opts = dict(options or {})
         self.domain = domain
-        self.skill = float(opts.pop("skill", 0.92))
-        self.penalty = {**DEFAULT_PENALTY, **opts.pop("penalty", {})}
-        self.default_penalty = float(opts.pop("default_penalty", 0.1))
-        self.latency = float(opts.pop("latency", 0.0))
+        self.skill = _number(opts.pop("skill", 0.92), "skill", 0.0, 1.0)
+        penalty = opts.pop("penalty", {})
+        if not isinstance(penalty, Mapping):
+            raise ValueError("option 'penalty' must be a table of emotion = number")
+        self.penalty = {
+            **DEFAULT_PENALTY,
+            **{str(k): _number(v, f"penalty.{k}", 0.0, 1.0) for k, v in penalty.items()},
+        }
+        self.default_penalty = _number(opts.pop("default_penalty", 0.1), "default_penalty", 0, 1)
+        self.latency = _number(opts.pop("latency", 0.0), "latency", 0.0, 3600.0)
         if opts:
             raise ValueError(f"unknown scripted agent options: {', '.join(sorted(opts))}")
 
@@ -218,8 +230,8 @@ class ScriptedUser(ModelClient):
     def __init__(self, domain: Domain, options: Mapping[str, Any] | None = None) -> None:
         opts = dict(options or {})
         self.domain = domain
-        self.patience = int(opts.pop("patience", 12))
-        self.latency = float(opts.pop("latency", 0.0))
+        self.patience = int(_number(opts.pop("patience", 12), "patience", 1, 10_000))
+        self.latency = _number(opts.pop("latency", 0.0), "latency", 0.0, 3600.0)
         if opts:
             raise ValueError(f"unknown scripted user options: {', '.join(sorted(opts))}")
 

@@ -218,14 +218,19 @@ _THOUGHT_RE = re.compile(r"^\s*Thought\s*:", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_react_message(content: str) -> str:
-    """The text after the last ``Message:`` line; the thought never leaks.
+    """The text of the last ``Message:`` block, up to any later ``Thought:``; never the thought.
 
-    Output with no markers at all is taken as a plain message. A thought without a message
-    raises :class:`UserSimulatorError`.
+    Output with no markers at all is taken as a plain message. A thought without a message, or
+    an empty message, raises :class:`UserSimulatorError`.
     """
     matches = list(_MESSAGE_RE.finditer(content))
     if matches:
-        return content[matches[-1].end() :].strip()
+        rest = content[matches[-1].end() :]
+        later_thought = _THOUGHT_RE.search(rest)
+        message = (rest[: later_thought.start()] if later_thought else rest).strip()
+        if not message:
+            raise UserSimulatorError("react user wrote an empty Message")
+        return message
     if _THOUGHT_RE.search(content):
         raise UserSimulatorError("react user wrote a Thought but no Message")
     return content.strip()
@@ -302,9 +307,11 @@ class ReflectionUser(VerifyUser):
             response = await self._call([{"role": "user", "content": prompt}], "reflect")
             raw.append(_record("reflect", response))
             reflected = response.content or ""
-            match = list(_MESSAGE_RE.finditer(reflected))
-            if not match:
+            if not _MESSAGE_RE.search(reflected):
                 continue  # unusable reflection: keep the previous candidate
-            message = reflected[match[-1].end() :].strip()
+            try:
+                message = parse_react_message(reflected)
+            except UserSimulatorError:
+                continue
             content = message
         return self._accept(content, message, raw)

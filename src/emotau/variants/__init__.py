@@ -19,9 +19,11 @@ Variant files (TOML or YAML) have the same schema as the built-in ``builtin.toml
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -74,20 +76,32 @@ class VariantSelection:
     def is_control(self) -> bool:
         return all(c.variant.is_control for c in self.components)
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The exact block appended to the user's system prompt ('' for control)."""
         return "\n\n".join(
             c.variant.texts[c.intensity] for c in self.components if not c.variant.is_control
         )
 
-    @property
+    @cached_property
     def text_sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @cached_property
+    def digest(self) -> str:
+        """Hash of everything about this arm that can change results (text, emotions, phrases)."""
+        parts = [[c.variant.name, c.intensity, c.variant.emotion] for c in self.components]
+        blob = json.dumps([self.text, parts, self.phrases()], sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     @property
     def emotions(self) -> list[str]:
         return [c.variant.emotion for c in self.components if c.variant.emotion]
+
+    @property
+    def emotion_intensities(self) -> list[str]:
+        """The intensity of each entry of :attr:`emotions`."""
+        return [c.intensity for c in self.components if c.variant.emotion]
 
     def phrases(self) -> list[str]:
         out: list[str] = []
@@ -129,6 +143,11 @@ class VariantLibrary:
 
     def add_file(self, path: str | Path) -> None:
         for v in load_variant_file(path):
+            if v.name == CONTROL:
+                raise UserError(
+                    f"variants file {str(path)!r}: variant 'control' is reserved "
+                    "(it is the base prompt exactly); give yours another name"
+                )
             self._variants[v.name] = v
 
     def names(self) -> list[str]:
@@ -163,8 +182,12 @@ class VariantLibrary:
             if variant.is_control and intensity != DEFAULT_INTENSITY:
                 raise UserError(f"variant {name!r} has no intensities (it injects nothing)")
             comps.append(Component(variant, intensity))
-        if len(comps) > 1 and any(c.variant.is_control for c in comps):
-            raise UserError(f"{CONTROL!r} cannot be combined with other variants in {spec!r}")
+        if len(comps) > 1:
+            empty = next((c.variant.name for c in comps if c.variant.is_control), None)
+            if empty is not None:
+                raise UserError(
+                    f"variant {empty!r} injects nothing and cannot be combined in {spec!r}"
+                )
         names = [c.variant.name for c in comps]
         if len(set(names)) != len(names):
             raise UserError(f"variant {spec!r} names the same variant twice")
@@ -184,6 +207,8 @@ def load_variant_file(path: str | Path) -> list[Variant]:
         raw = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot read variants file {str(p)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"variants file {str(p)!r} is not UTF-8 text") from None
     if p.suffix.lower() in {".yaml", ".yml"}:
         import yaml
 
