@@ -234,7 +234,12 @@ def open_run_dir(exp: Experiment, new_run: bool = False) -> tuple[Experiment, Ru
         return open_run_dir(exp, new_run=False)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{str(run_dir)!r} exists and is not a directory")
-    if frozen_old is None and run_dir.is_dir() and not store.leftovers_only():
+    if (
+        frozen_old is None
+        and run_dir.is_dir()
+        and not store.leftovers_only()
+        and not store.spec_path.exists()  # a sibling shard just created it: create() settles it
+    ):
         raise UserError(f"{str(run_dir)!r} exists, is not empty and is not an emotau run")
 
     created: list[Path] = []
