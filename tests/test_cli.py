@@ -138,7 +138,14 @@ def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) 
         (["--num-trials", "-1"], "field 'num_trials'"),
         (["--shard", "4/4"], "need 0 <= i < N"),
         (["--bogus"], "No such option"),
-        (["--model", "gpt-4o"], "needs the 'openai' provider"),
+        (
+            ["--model", "gpt-4o", "--api-key-env", "EMOTAU_TEST_NO_SUCH_KEY"],
+            "environment variable 'EMOTAU_TEST_NO_SUCH_KEY' (api_key_env) is not set",
+        ),
+        (
+            ["--model", "m", "--agent-base-url", "http://127.0.0.1:9/v1"],
+            "agent endpoint http://127.0.0.1:9/v1 cannot be used: cannot connect",
+        ),
         (["--experiment-name", "a/b"], "field 'experiment_name'"),
     ],
 )

@@ -145,7 +145,9 @@ def test_creation_cut_short_is_resumable(tmp_path) -> None:
 
 
 def test_second_writer_of_the_same_shard_is_refused(tmp_path) -> None:
-    args = _args(tmp_path, "w", 40, "--config", str(_latency_config(tmp_path)))
+    slow = tmp_path / "slower.toml"
+    slow.write_text("[agent.options]\nlatency = 0.05\n[user.options]\nlatency = 0.05\n")
+    args = _args(tmp_path, "w", 40, "--config", str(slow))
     first = popen(*args)
     shard = tmp_path / "w" / "episodes" / "shard-00000-of-00001.jsonl"
     deadline = time.time() + 30

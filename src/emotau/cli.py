@@ -58,41 +58,104 @@ def cli() -> None:
 
 
 # ----------------------------------------------------------------------------------- run
+def spec_options(fn: Any) -> Any:
+    """The experiment flags shared by `run` and `doctor`."""
+    opts = [
+        click.option(
+            "--config", "-c", type=click.Path(dir_okay=False), help="TOML experiment file."
+        ),
+        click.option("--experiment-name", "--name", help="Run directory name under --out [demo]."),
+        click.option(
+            "--domain",
+            "--env",
+            "--environment",
+            "domain",
+            help="Domain: hotel, or package.module:object [hotel].",
+        ),
+        click.option("--tasks", type=int, help="Run the first N tasks."),
+        click.option("--task-ids", help="Comma-separated task ids, e.g. 1,5,10."),
+        click.option(
+            "--variants", help="Comma-separated arms, e.g. control,anger:severe,anxiety+confusion."
+        ),
+        click.option(
+            "--variants-file",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="TOML/YAML file with extra variants (repeatable).",
+        ),
+        click.option("--num-trials", type=int, help="Trials per task and variant [3]."),
+        click.option("--agent-strategy", help="tool-calling, react or act [tool-calling]."),
+        click.option("--user-strategy", help="llm, react, verify or reflection [llm]."),
+        click.option("--model", "--agent-model", "model", help="Agent model [scripted]."),
+        click.option("--user-model", help="User simulator model [scripted]."),
+        click.option("--judge-model", help="Judge model [scripted]."),
+        click.option("--base-url", help="OpenAI-compatible base URL for all three roles."),
+        click.option("--agent-base-url", help="Base URL of the agent's server."),
+        click.option("--user-base-url", help="Base URL of the user simulator's server."),
+        click.option("--judge-base-url", help="Base URL of the judge's server."),
+        click.option(
+            "--api-key-env",
+            help="Name of the environment variable holding the API key (all roles).",
+        ),
+        click.option(
+            "--tool-choice",
+            type=click.Choice(["auto", "required"]),
+            help="auto, or required (adds a respond tool) [auto].",
+        ),
+        click.option("--temperature", type=float, help="Agent sampling temperature [0.0]."),
+        click.option("--user-temperature", type=float, help="User sampling temperature [0.0]."),
+        click.option("--max-concurrency", type=int, help="Episodes in flight at once [64]."),
+        click.option("--seed", type=int, help="Seed recorded in the run and passed to models [0]."),
+        click.option(
+            "--max-steps", type=int, help="Agent steps per episode before it is cut [30]."
+        ),
+        click.option("--out", help="Parent directory of run directories [runs]."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def spec_from_options(opts: dict[str, Any]) -> Any:
+    from emotau.spec import build_spec
+
+    overrides: dict[str, Any] = {
+        "experiment_name": opts["experiment_name"],
+        "domain": opts["domain"],
+        "tasks": opts["tasks"],
+        "task_ids": _int_list(opts["task_ids"], "--task-ids"),
+        "variants": _str_list(opts["variants"]),
+        "variants_files": list(opts["variants_file"]) or None,
+        "num_trials": opts["num_trials"],
+        "agent_strategy": opts["agent_strategy"],
+        "user_strategy": opts["user_strategy"],
+        "tool_choice": opts["tool_choice"],
+        "agent.model": opts["model"],
+        "user.model": opts["user_model"],
+        "judge.model": opts["judge_model"],
+        "agent.temperature": opts["temperature"],
+        "user.temperature": opts["user_temperature"],
+        "max_concurrency": opts["max_concurrency"],
+        "seed": opts["seed"],
+        "max_steps": opts["max_steps"],
+        "out": opts["out"],
+    }
+    for role in ("agent", "user", "judge"):
+        overrides[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
+        overrides[f"{role}.api_key_env"] = opts["api_key_env"]
+    if opts.get("no_preflight"):
+        overrides["preflight"] = False
+    return build_spec(opts["config"], overrides)
+
+
 @cli.command()
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help="TOML experiment file.")
-@click.option("--experiment-name", "--name", help="Run directory name under --out [demo].")
-@click.option(
-    "--domain",
-    "--env",
-    "--environment",
-    "domain",
-    help="Domain: hotel, or package.module:object [hotel].",
-)
-@click.option("--tasks", type=int, help="Run the first N tasks.")
-@click.option("--task-ids", help="Comma-separated task ids, e.g. 1,5,10.")
-@click.option(
-    "--variants", help="Comma-separated arms, e.g. control,anger:severe,anxiety+confusion."
-)
-@click.option(
-    "--variants-file",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="TOML/YAML file with extra variants (repeatable).",
-)
-@click.option("--num-trials", type=int, help="Trials per task and variant [3].")
-@click.option("--agent-strategy", help="tool-calling, react or act [tool-calling].")
-@click.option("--user-strategy", help="llm, react, verify or reflection [llm].")
-@click.option("--model", "--agent-model", "model", help="Agent model [scripted].")
-@click.option("--user-model", help="User simulator model [scripted].")
-@click.option("--temperature", type=float, help="Agent sampling temperature [0.0].")
-@click.option("--user-temperature", type=float, help="User sampling temperature [0.0].")
-@click.option("--max-concurrency", type=int, help="Episodes in flight at once [64].")
-@click.option("--seed", type=int, help="Seed recorded in the run and passed to models [0].")
-@click.option("--max-steps", type=int, help="Agent steps per episode before it is cut [30].")
-@click.option("--out", help="Parent directory of run directories [runs].")
+@spec_options
 @click.option("--shard", help="Run only slice i of N of the grid, e.g. 0/4.")
 @click.option(
     "--new-run", is_flag=True, help="If the spec changed, start <name>-2 instead of stopping."
+)
+@click.option(
+    "--no-preflight", is_flag=True, help="Do not check the endpoints before the first episode."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
 @click.option(
@@ -107,29 +170,9 @@ def run(**opts: Any) -> None:
     from emotau.models.base import provider_for
     from emotau.progress import make_progress
     from emotau.runner import Shard, run_experiment
-    from emotau.spec import build_spec
     from emotau.summary import render_table
 
-    overrides = {
-        "experiment_name": opts["experiment_name"],
-        "domain": opts["domain"],
-        "tasks": opts["tasks"],
-        "task_ids": _int_list(opts["task_ids"], "--task-ids"),
-        "variants": _str_list(opts["variants"]),
-        "variants_files": list(opts["variants_file"]) or None,
-        "num_trials": opts["num_trials"],
-        "agent_strategy": opts["agent_strategy"],
-        "user_strategy": opts["user_strategy"],
-        "agent.model": opts["model"],
-        "user.model": opts["user_model"],
-        "agent.temperature": opts["temperature"],
-        "user.temperature": opts["user_temperature"],
-        "max_concurrency": opts["max_concurrency"],
-        "seed": opts["seed"],
-        "max_steps": opts["max_steps"],
-        "out": opts["out"],
-    }
-    spec = build_spec(opts["config"], overrides)
+    spec = spec_from_options(opts)
     shard = Shard.parse(opts["shard"])
     mode = "none" if opts["quiet"] else opts["progress"]
     try:
@@ -238,6 +281,115 @@ def variants_show(
         err=True,
     )
     click.echo(prompt)
+
+
+# -------------------------------------------------------------------------------- doctor
+@cli.command()
+@spec_options
+@click.option(
+    "--probes",
+    type=click.IntRange(1, 50),
+    default=5,
+    show_default=True,
+    help="Tool-calling probes under tool_choice=auto.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def doctor(probes: int, fmt: str, **opts: Any) -> None:
+    """Check every role's endpoint: reachable, model listed, chat, tool calling, reasoning."""
+    import asyncio
+
+    from emotau.doctor import diagnose, render
+    from emotau.runner import prepare
+
+    exp = prepare(spec_from_options(opts))
+    reports = asyncio.run(diagnose(exp, probes))
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        _console().print(render(reports))
+    if any(r.verdict == "fail" for r in reports):
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- mock-server
+@cli.command("mock-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="0 picks a free port (printed).",
+)
+@click.option(
+    "--latency",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds per request (the mean for uniform/exponential).",
+)
+@click.option(
+    "--latency-dist",
+    type=click.Choice(["fixed", "uniform", "exponential"]),
+    default="fixed",
+    show_default=True,
+)
+@click.option("--error-rate", type=float, default=0.0, show_default=True, help="HTTP 500s.")
+@click.option("--rate-limit-rate", type=float, default=0.0, show_default=True, help="HTTP 429s.")
+@click.option(
+    "--timeout-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Requests that hang for --hang-seconds.",
+)
+@click.option("--hang-seconds", type=float, default=30.0, show_default=True)
+@click.option(
+    "--malformed-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Tool calls whose JSON arguments are cut.",
+)
+@click.option(
+    "--empty-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Replies with no content and no tool call.",
+)
+@click.option(
+    "--skill", type=float, default=0.92, show_default=True, help="The scripted agent's skill."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def mock_server(host: str, port: int, skill: float, seed: int, **faults: Any) -> None:
+    """Serve the scripted models over OpenAI-compatible HTTP, with fault injection."""
+    import asyncio
+
+    from emotau.errors import UserError
+    from emotau.mockserver import Faults, MockBackend, serve
+
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise UserError("the mock server needs aiohttp: pip install 'emotau[mock]'") from None
+    try:
+        backend = MockBackend(Faults(**faults), skill=skill, seed=seed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+    def ready(bound: int) -> None:
+        click.echo(f"emotau mock server listening on http://{host}:{bound}/v1", err=False)
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(serve(backend, host, port, ready))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except KeyboardInterrupt:
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:

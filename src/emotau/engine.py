@@ -16,7 +16,7 @@ from typing import Any
 from emotau.agents import AgentStrategy, ParsedCall
 from emotau.domains import Domain, Task, ToolResult
 from emotau.errors import InfraError, UserSimulatorError
-from emotau.models.base import ModelClient
+from emotau.models.base import EpisodeClient, ModelClient, RetryBudget
 from emotau.users import UserStrategy, UserTurn, base_user_prompt
 from emotau.variants import VariantSelection
 
@@ -45,6 +45,10 @@ class EpisodeSetup:
     user_strategy: type[UserStrategy]
     max_steps: int
     max_errors: int = 10
+    tool_choice: str | None = None
+    retry_budget: int = 20
+    #: how the domain was named in the spec (lets a mock server load the same domain)
+    domain_ref: str | None = None
 
 
 class _Episode:
@@ -55,8 +59,12 @@ class _Episode:
         self.said: list[str] = []  # what the agent said to the customer
         self.called: list[str] = []  # tools the environment executed
         self.env = s.domain.new_environment(s.task)
+        self.budget = RetryBudget(s.retry_budget)
+        self.agent_client = EpisodeClient(s.agent_client, self.budget)
+        self.user_client = EpisodeClient(s.user_client, self.budget)
         meta = {
             "domain": s.domain.name,
+            "domain_ref": s.domain_ref or s.domain.name,
             "task_id": s.task.id,
             "variant": s.variant.label,
             "emotions": s.variant.emotions,
@@ -71,7 +79,9 @@ class _Episode:
         self.user = s.user_strategy(s.user_client, s.variant.apply(base), s.task.instruction, meta)
         tools = s.domain.tools()
         self.tool_names = frozenset(t["function"]["name"] for t in tools)
-        self.agent = s.agent_strategy(s.agent_client, s.domain.policy(), tools, meta)
+        self.agent = s.agent_strategy(
+            self.agent_client, s.domain.policy(), tools, meta, s.tool_choice
+        )
 
     def _turn(self, role: str, started: float, **fields: Any) -> None:
         now = time.perf_counter()
@@ -107,10 +117,14 @@ class _Episode:
             started = time.perf_counter()
             act = await self.agent.act()
             r = act.response
-            usage = {
+            usage: dict[str, Any] = {
                 "latency_s": round(r.latency_s, 6),
                 "tokens": [r.prompt_tokens, r.completion_tokens],
             }
+            if r.retries:
+                usage["retries"] = r.retries
+            if r.cost_usd is not None:
+                usage["cost_usd"] = round(r.cost_usd, 8)
             if not act.calls:
                 errors_in_a_row = 0
                 self._turn("agent", started, content=act.text, reasoning=r.reasoning, **usage)
@@ -133,6 +147,7 @@ class _Episode:
                         "result": result.content,
                         "error": result.error,
                     }
+                    | ({"recovered": call.recovered} if call.recovered else {})
                 )
             self._turn(
                 "agent",
@@ -188,7 +203,12 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
         "num_tool_calls": sum(len(t.get("tool_calls") or ()) for t in ep.turns),
         "started_at": started_at,
         "duration_s": round(time.perf_counter() - ep.t0, 6),
-        "synthetic": s.agent_client.synthetic or s.user_client.synthetic,
+        "synthetic": ep.agent_client.synthetic or ep.user_client.synthetic,
+        "usage": {
+            "agent": ep.agent_client.usage(),
+            "user": ep.user_client.usage(),
+            "retries": ep.budget.used,
+        },
         "variant_info": s.variant.record(),
         "turns": ep.turns,
         "agent": {"system_prompt": ep.agent.system_prompt, "messages": ep.agent.messages[1:]},

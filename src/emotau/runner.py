@@ -22,8 +22,16 @@ from emotau.domains import Domain, load_domain
 from emotau.engine import EpisodeSetup, run_episode
 from emotau.errors import SpecChangedError, UserError
 from emotau.models.base import PROVIDERS, ModelClient, create_client, provider_for
+from emotau.models.openai_client import ClientSettings
 from emotau.progress import NullProgress, Progress
-from emotau.spec import ResolvedSpec, RunSpec, diff_identity, domain_digest, prompts_digest
+from emotau.spec import (
+    ModelConfig,
+    ResolvedSpec,
+    RunSpec,
+    diff_identity,
+    domain_digest,
+    prompts_digest,
+)
 from emotau.store import Key, RunStore, ShardWriter, is_finished, shard_filename
 from emotau.summary import summarize
 from emotau.users import USER_STRATEGIES, UserStrategy
@@ -75,20 +83,26 @@ class Experiment:
                         yield (task_id, label, trial)
                     k += 1
 
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(max_connections=self.spec.max_concurrency, retry=self.spec.retry)
+
+    def roles(self) -> list[tuple[str, ModelConfig]]:
+        return [("agent", self.spec.agent), ("user", self.spec.user), ("judge", self.spec.judge)]
+
+    def make_client(self, role: str, cfg: ModelConfig) -> ModelClient:
+        provider = provider_for(cfg)
+        if provider not in PROVIDERS:
+            raise UserError(
+                f"{role} model {cfg.model!r} needs the {provider!r} provider; "
+                f"allowed: {', '.join(PROVIDERS.names())}"
+            )
+        try:
+            return create_client(role, cfg, self.domain, self.client_settings())
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{role} model: {exc}") from None
+
     def make_clients(self) -> tuple[ModelClient, ModelClient]:
-        clients = []
-        for role, cfg in (("agent", self.spec.agent), ("user", self.spec.user)):
-            provider = provider_for(cfg)
-            if provider not in PROVIDERS:
-                raise UserError(
-                    f"{role} model {cfg.model!r} needs the {provider!r} provider, which is not "
-                    f"available in this version; allowed: {', '.join(PROVIDERS.names())}"
-                )
-            try:
-                clients.append(create_client(role, cfg, self.domain))
-            except (ValueError, TypeError) as exc:
-                raise UserError(f"{role} model: {exc}") from None
-        return clients[0], clients[1]
+        return self.make_client("agent", self.spec.agent), self.make_client("user", self.spec.user)
 
 
 def prepare(spec: RunSpec) -> Experiment:
@@ -140,13 +154,16 @@ def prepare(spec: RunSpec) -> Experiment:
         "prompts_digest": prompts_digest(),
         "agent": spec.agent.identity(),
         "user": spec.user.identity(),
+        "judge": spec.judge.identity(),
         "max_steps": spec.max_steps,
         "max_errors": spec.max_errors,
+        "tool_choice": spec.tool_choice,
         "seed": spec.seed,
     }
     resolved = ResolvedSpec(spec, task_ids, tuple(selections), identity)
     exp = Experiment(resolved, domain, selections, agent_cls, user_cls)
-    exp.make_clients()  # validates model options; clients are rebuilt for the run
+    for role, cfg in exp.roles():
+        exp.make_client(role, cfg)  # validates options and API keys; rebuilt for the run
     return exp
 
 
@@ -299,6 +316,9 @@ async def execute(
                 user_strategy=exp.user_strategy,
                 max_steps=spec.max_steps,
                 max_errors=spec.max_errors,
+                tool_choice=spec.tool_choice,
+                retry_budget=spec.retry.episode_budget,
+                domain_ref=spec.domain,
             )
             record = await run_episode(setup)
             record["shard"] = str(shard)
@@ -332,5 +352,9 @@ def run_experiment(
 ) -> Run:
     """Synchronous entry point used by the CLI and :func:`emotau.run`."""
     exp = prepare(spec)
+    if spec.preflight:
+        from emotau.doctor import preflight
+
+        asyncio.run(preflight(exp))
     exp, run = open_run_dir(exp, new_run=new_run)
     return asyncio.run(execute(exp, run, shard, progress))

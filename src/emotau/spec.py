@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -48,14 +48,43 @@ class ModelConfig(BaseModel):
     seed: int | None = None
     timeout: float = Field(default=120.0, gt=0)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: requests in flight to this endpoint at most (protects a small server); None = no limit
+    max_concurrency: int | None = Field(default=None, gt=0)
+    #: US dollars per million tokens, e.g. {input = 0.15, output = 0.6}; enables cost records
+    price: dict[str, float] | None = None
     #: provider-specific options, e.g. the scripted agent's ``skill``
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("price")
+    @classmethod
+    def _check_price(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and (set(v) != {"input", "output"} or min(v.values()) < 0):
+            raise ValueError("needs exactly input and output, in USD per million tokens, >= 0")
+        return v
+
     def identity(self) -> dict[str, Any]:
-        """Fields that change what the model says (not where or how fast it is served)."""
-        out = self.model_dump(exclude={"base_url", "api_key_env", "timeout"})
+        """Fields that change what the model says (not where, how fast or at what price)."""
+        out = self.model_dump(
+            exclude={"base_url", "api_key_env", "timeout", "max_concurrency", "price"}
+        )
         out["options"] = {k: v for k, v in self.options.items() if k not in TIMING_OPTIONS}
         return out
+
+
+class RetryConfig(BaseModel):
+    """Retries of failed model calls: exponential backoff with full jitter.
+
+    A call is retried on connection errors, timeouts, HTTP 429 and 5xx, and empty completions,
+    up to ``max_attempts`` times; all retries of one episode share ``episode_budget``. When
+    either runs out, the episode is an infrastructure error (never scored, retried on resume).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    max_attempts: int = Field(default=6, gt=0, le=100)
+    episode_budget: int = Field(default=20, ge=0, le=10_000)
+    base_delay: float = Field(default=0.5, ge=0)
+    max_delay: float = Field(default=30.0, ge=0)
 
 
 class RunSpec(BaseModel):
@@ -74,6 +103,13 @@ class RunSpec(BaseModel):
     user_strategy: str = "llm"
     agent: ModelConfig = Field(default_factory=ModelConfig)
     user: ModelConfig = Field(default_factory=ModelConfig)
+    #: the judge role (natural-language checks, LLM emotion labels in analysis)
+    judge: ModelConfig = Field(default_factory=ModelConfig)
+    #: ``auto``, or ``required`` (the agent then also gets a ``respond`` tool to talk)
+    tool_choice: Literal["auto", "required"] = "auto"
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    #: check every endpoint before the first episode
+    preflight: bool = True
     max_steps: int = Field(default=30, gt=0, le=1000)
     #: consecutive invalid agent actions (bad JSON, unknown tool, tool error) that end an episode
     max_errors: int = Field(default=10, gt=0, le=1000)

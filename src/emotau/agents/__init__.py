@@ -31,6 +31,7 @@ class ParsedCall:
     arguments: dict[str, Any] | None
     raw_arguments: str
     error: str | None = None  # set when the call cannot be executed as written
+    recovered: str | None = None  # the text format it was recovered from, if any
 
 
 @dataclass
@@ -94,14 +95,37 @@ def _parse_arguments(raw: str | None) -> tuple[dict[str, Any] | None, str | None
     return args, None
 
 
+#: the extra tool a tool-calling agent gets under ``tool_choice="required"`` to talk
+RESPOND_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": RESPOND,
+        "description": "Send a message to the customer. Use it whenever you talk to them.",
+        "parameters": {
+            "type": "object",
+            "properties": {"content": {"type": "string", "description": "The message."}},
+            "required": ["content"],
+        },
+    },
+}
+
+
 @AGENT_STRATEGIES.register("tool-calling", "tool_calling", "function-calling")
 class ToolCallingAgent(AgentStrategy):
+    """Native function calls. Under ``tool_choice="required"`` the model must call a tool on
+    every turn, so it also gets ``respond`` (talk to the customer): the fix for small models
+    that never call tools on their own under ``auto``."""
+
     name = "tool-calling"
+    _pending_respond: str | None = None
+
+    def _request_tools(self) -> list[dict[str, Any]]:
+        return [*self.tools, RESPOND_TOOL] if self.tool_choice == "required" else self.tools
 
     async def act(self) -> AgentTurn:
         request = ChatRequest(
             messages=self.messages,
-            tools=self.tools,
+            tools=self._request_tools(),
             tool_choice=self.tool_choice,
             metadata=self.metadata,
         )
@@ -113,8 +137,32 @@ class ToolCallingAgent(AgentStrategy):
         calls = []
         for tc in response.tool_calls:
             args, err = _parse_arguments(tc.arguments)
-            calls.append(ParsedCall(tc.id, tc.name, args, tc.arguments, err))
+            calls.append(ParsedCall(tc.id, tc.name, args, tc.arguments, err, tc.recovered))
+        if self.tool_choice == "required":
+            spoken = [c for c in calls if c.name == RESPOND]
+            if len(calls) == 1 and spoken and spoken[0].error is None:
+                said = (spoken[0].arguments or {}).get("content")
+                if isinstance(said, str) and said.strip():
+                    self._pending_respond = spoken[0].id
+                    return AgentTurn(response, text=said)
+            for c in spoken:
+                c.error = c.error or (
+                    'respond needs {"content": "<message>"} and must be the only call of its turn'
+                )
         return AgentTurn(response, calls=calls)
+
+    def add_user_message(self, text: str) -> None:
+        if self._pending_respond is not None:  # every tool call needs its result message
+            self.messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": self._pending_respond,
+                    "name": RESPOND,
+                    "content": "Delivered. The customer's reply follows.",
+                }
+            )
+            self._pending_respond = None
+        super().add_user_message(text)
 
     def add_tool_result(self, call: ParsedCall, content: str) -> None:
         self.messages.append(

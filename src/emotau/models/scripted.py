@@ -21,6 +21,7 @@ Options (``[user.options]``): ``patience`` (messages before it gives up), ``late
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -117,25 +118,44 @@ class ScriptedAgent(ModelClient):
     def _history(
         messages: Sequence[Mapping[str, Any]], text_mode: bool
     ) -> tuple[int, list[str], str]:
-        """(calls made so far, texts said to the customer, last customer message)."""
+        """(successful calls so far, texts said to the customer, last customer message).
+
+        A call whose result was an error (e.g. its JSON was damaged in transit) does not count,
+        so the oracle tries the same action again.
+        """
         calls = 0
         said: list[str] = []
         last_user = ""
+        pending: dict[str, str] = {}  # tool_call_id -> name, waiting for its result
         for m in messages:
             role = m.get("role")
+            content = m.get("content") or ""
             if role == "assistant":
                 if text_mode:
-                    name, args, _ = parse_text_action(m.get("content") or "")
+                    name, args, _ = parse_text_action(content)
                     if name == RESPOND and args:
                         said.append(str(args.get("content", "")))
                     elif name:
+                        pending["text"] = name
+                    continue
+                for tc in m.get("tool_calls") or []:
+                    fn = tc.get("function", {})
+                    if fn.get("name") == RESPOND:
+                        with contextlib.suppress(ValueError, KeyError, TypeError):
+                            said.append(str(json.loads(fn.get("arguments") or "{}")["content"]))
+                    else:
+                        pending[tc.get("id", "")] = fn.get("name", "")
+                if not m.get("tool_calls") and content:
+                    said.append(content)
+            elif role == "tool":
+                if pending.pop(m.get("tool_call_id", ""), None) and not content.startswith("Error"):
+                    calls += 1
+            elif role == "user":
+                if content.startswith("Observation:"):
+                    if pending.pop("text", None) and not content.startswith("Observation: Error"):
                         calls += 1
                 else:
-                    calls += len(m.get("tool_calls") or [])
-                    if not m.get("tool_calls") and m.get("content"):
-                        said.append(m["content"])
-            elif role == "user" and not str(m.get("content", "")).startswith("Observation:"):
-                last_user = m.get("content") or ""
+                    last_user = content
         return calls, said, last_user
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
@@ -183,12 +203,16 @@ class ScriptedAgent(ModelClient):
                 content = format_text_action(call.name, call.arguments, thought)
                 return self._response(request, content)
             args = json.dumps(dict(call.arguments))
-            tc = ToolCall(f"call_{md.get('task_id')}_{calls}", call.name, args)
+            tc = ToolCall(f"call_{md.get('task_id')}_{len(request.messages)}", call.name, args)
             return self._response(request, None, [tc])
         assert text is not None
         if text_mode:
             thought = "Talk to the customer." if md.get("agent_strategy") == "react" else None
             return self._response(request, format_text_action(RESPOND, {"content": text}, thought))
+        if any(t["function"]["name"] == RESPOND for t in request.tools or ()):
+            args = json.dumps({"content": text})  # tool_choice=required: talk through respond
+            tc = ToolCall(f"call_{md.get('task_id')}_say{len(said)}", RESPOND, args)
+            return self._response(request, None, [tc])
         return self._response(request, text)
 
     @staticmethod
@@ -281,10 +305,25 @@ class ScriptedUser(ModelClient):
         return f"{flavour}Thank you, that's everything I needed. {STOP_GOAL_MET}"
 
 
+class ScriptedJudge(ModelClient):
+    """A stand-in judge that accepts every claim (later analysis replaces it with rubrics)."""
+
+    synthetic = True
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        if options:
+            raise ValueError(f"unknown scripted judge options: {', '.join(sorted(options))}")
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        return ChatResponse("YES", prompt_tokens=10, completion_tokens=1)
+
+
 def scripted_client(role: str, config: Any, domain: Domain) -> ModelClient:
     options = dict(config.options)
     if role == "agent":
         return ScriptedAgent(domain, options)
     if role == "user":
         return ScriptedUser(domain, options)
+    if role == "judge":
+        return ScriptedJudge(options)
     raise ValueError(f"no scripted model for role {role!r}")

@@ -1,0 +1,295 @@
+"""An OpenAI-compatible mock server backed by the scripted models, with fault injection.
+
+``emotau mock-server --port P`` serves over real HTTP:
+
+- ``POST /v1/chat/completions`` (tools, tool_choice), ``GET /v1/models``, ``GET /health``,
+  and ``GET /stats`` (requests served, in flight now, most in flight at once, faults injected).
+- Models: ``scripted-agent`` and ``scripted-user`` (the oracle agent and the scripted customer),
+  and agent variants that misbehave the way small open models do:
+  ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
+  ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
+  ``scripted-agent-think`` (a ``<think>`` block in every reply).
+- Faults, each a probability per request: HTTP 500, HTTP 429, a hang longer than any sane client
+  timeout, malformed tool-call JSON, an empty reply; plus latency (fixed, uniform or
+  exponential).
+
+To play an oracle it reads the episode metadata emotau sends in the ``X-Emotau-Metadata``
+header (real servers ignore it). Requests without it (e.g. ``emotau doctor``'s probes) get a
+generic answer: a call of the first tool when tools are offered, else a short text.
+It listens on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from emotau.agents import RESPOND
+from emotau.domains import Domain, load_domain
+from emotau.models.base import ChatRequest, ChatResponse, ToolCall
+from emotau.models.openai_client import METADATA_HEADER, SYNTHETIC_FINGERPRINT
+from emotau.models.scripted import ScriptedAgent, ScriptedUser
+
+AGENT_MODELS = {
+    "scripted-agent": "oracle",
+    "scripted-agent-textcalls": "textcalls",
+    "scripted-agent-notools": "notools",
+    "scripted-agent-think": "think",
+}
+USER_MODELS = {"scripted-user": "user"}
+
+
+@dataclass
+class Faults:
+    latency: float = 0.0
+    latency_dist: str = "fixed"  # fixed | uniform | exponential (mean = latency)
+    error_rate: float = 0.0  # HTTP 500
+    rate_limit_rate: float = 0.0  # HTTP 429
+    timeout_rate: float = 0.0  # hang for hang_seconds
+    hang_seconds: float = 30.0
+    malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
+    empty_rate: float = 0.0  # no content, no tool calls
+
+    def check(self) -> None:
+        rates = [
+            self.error_rate,
+            self.rate_limit_rate,
+            self.timeout_rate,
+            self.malformed_rate,
+            self.empty_rate,
+        ]
+        if any(r < 0 or r > 1 for r in rates) or sum(rates) > 1:
+            raise ValueError("fault rates must be in [0, 1] and add up to at most 1")
+        if self.latency < 0 or self.hang_seconds < 0:
+            raise ValueError("latency and hang time must be >= 0")
+        if self.latency_dist not in ("fixed", "uniform", "exponential"):
+            raise ValueError("latency distribution must be fixed, uniform or exponential")
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    handler_seconds: float = 0.0
+    faults: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "handler_seconds": round(self.handler_seconds, 6),
+            "faults": dict(self.faults),
+        }
+
+
+class MockBackend:
+    """Turns an OpenAI request into a scripted reply, then applies behaviours and faults."""
+
+    def __init__(self, faults: Faults, skill: float = 0.92, seed: int = 0) -> None:
+        faults.check()
+        self.faults = faults
+        self.skill = skill
+        self.rng = random.Random(seed)
+        self.stats = Stats()
+        self._domains: dict[str, tuple[ScriptedAgent, ScriptedUser]] = {}
+
+    def _models_for(self, ref: str) -> tuple[ScriptedAgent, ScriptedUser]:
+        if ref not in self._domains:
+            dom: Domain = load_domain(ref)
+            self._domains[ref] = (ScriptedAgent(dom, {"skill": self.skill}), ScriptedUser(dom))
+        return self._domains[ref]
+
+    def latency(self) -> float:
+        f = self.faults
+        if f.latency <= 0:
+            return 0.0
+        if f.latency_dist == "uniform":
+            return self.rng.uniform(0, 2 * f.latency)
+        if f.latency_dist == "exponential":
+            return self.rng.expovariate(1 / f.latency)
+        return f.latency
+
+    def draw_fault(self) -> str | None:
+        f = self.faults
+        u = self.rng.random()
+        for name, rate in (
+            ("http_500", f.error_rate),
+            ("http_429", f.rate_limit_rate),
+            ("timeout", f.timeout_rate),
+            ("malformed", f.malformed_rate),
+            ("empty", f.empty_rate),
+        ):
+            if u < rate:
+                return name
+            u -= rate
+        return None
+
+    async def reply(self, body: dict[str, Any], meta: dict[str, Any]) -> ChatResponse:
+        model = body.get("model", "")
+        tools = body.get("tools") or None
+        choice = body.get("tool_choice")
+        req = ChatRequest(body.get("messages") or [], tools, choice, meta)
+        behaviour = AGENT_MODELS.get(model) or USER_MODELS[model]
+        if not meta:
+            return _probe_reply(req, behaviour)
+        agent, user = self._models_for(str(meta.get("domain_ref") or meta["domain"]))
+        if behaviour == "user":
+            return await user.complete(req)
+        if behaviour == "notools" and choice != "required":
+            return ChatResponse("I have taken care of that for you. Anything else?")
+        r = await agent.complete(req)
+        if behaviour == "textcalls" and r.tool_calls:
+            text = "\n".join(
+                "<tool_call>"
+                + json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
+                + "</tool_call>"
+                for c in r.tool_calls
+            )
+            r = ChatResponse(text, [], None, r.prompt_tokens, r.completion_tokens)
+        elif behaviour == "think":
+            r.content = "<think>Check the policy before acting.</think>" + (r.content or "")
+        return r
+
+
+def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
+    """A generic answer to a request that is not part of an episode (doctor's probes)."""
+    tools = [t for t in (req.tools or []) if t["function"]["name"] != RESPOND]
+    refuses = behaviour == "notools" and req.tool_choice != "required"
+    if behaviour == "user" or not tools or refuses:
+        text = "ready"
+        if behaviour == "think":
+            text = "<think>The user wants one word.</think>ready"
+        return ChatResponse(text, prompt_tokens=20, completion_tokens=1)
+    fn = tools[0]["function"]
+    props = fn.get("parameters", {}).get("properties", {})
+    args = {k: ("A1B2C3" if v.get("type") == "string" else 1) for k, v in props.items()}
+    if behaviour == "textcalls":
+        call = json.dumps({"name": fn["name"], "arguments": args})
+        return ChatResponse(f"<tool_call>{call}</tool_call>", prompt_tokens=20, completion_tokens=9)
+    content = "<think>I need the tool.</think>" if behaviour == "think" else None
+    call = ToolCall("call_probe", fn["name"], json.dumps(args))
+    return ChatResponse(content, [call], prompt_tokens=20, completion_tokens=9)
+
+
+def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": r.content}
+    if r.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in r.tool_calls
+        ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": SYNTHETIC_FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if r.tool_calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "total_tokens": r.prompt_tokens + r.completion_tokens,
+        },
+    }
+
+
+def _error(status: int, message: str) -> Any:
+    from aiohttp import web
+
+    body = {"error": {"message": message, "type": "mock_error", "code": status}}
+    return web.json_response(body, status=status)
+
+
+def make_app(backend: MockBackend) -> Any:
+    """The aiohttp application (aiohttp is the ``mock`` extra)."""
+    from aiohttp import web
+
+    stats = backend.stats
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        started = time.perf_counter()
+        try:
+            try:
+                body = await request.json()
+                meta = json.loads(request.headers.get(METADATA_HEADER) or "{}")
+            except ValueError:
+                return _error(400, "request body or metadata header is not valid JSON")
+            model = body.get("model") if isinstance(body, dict) else None
+            if model not in AGENT_MODELS and model not in USER_MODELS:
+                return _error(404, f"model {model!r} does not exist")
+            delay = backend.latency()
+            if delay:
+                await asyncio.sleep(delay)
+            fault = backend.draw_fault()
+            if fault:
+                stats.faults[fault] = stats.faults.get(fault, 0) + 1
+            if fault == "http_500":
+                return _error(500, "injected server error")
+            if fault == "http_429":
+                return _error(429, "injected rate limit")
+            if fault == "timeout":
+                await asyncio.sleep(backend.faults.hang_seconds)
+            r = await backend.reply(body, meta)
+            if fault == "malformed" and r.tool_calls:
+                c = r.tool_calls[0]
+                cut = c.arguments[: max(1, len(c.arguments) // 2)]
+                r.tool_calls[0] = ToolCall(c.id, c.name, cut)
+            elif fault == "empty":
+                r = ChatResponse(None if body.get("tools") else "", [])
+            return web.json_response(_completion_json(model, r))
+        finally:
+            stats.in_flight -= 1
+            stats.handler_seconds += time.perf_counter() - started
+
+    async def models(request: web.Request) -> web.StreamResponse:
+        data = [
+            {"id": m, "object": "model", "owned_by": "emotau-mock"}
+            for m in [*AGENT_MODELS, *USER_MODELS]
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def health(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"status": "ok"})
+
+    async def stats_view(request: web.Request) -> web.StreamResponse:
+        return web.json_response(stats.as_dict())
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/health", health)
+    app.router.add_get("/stats", stats_view)
+    return app
+
+
+async def serve(backend: MockBackend, host: str, port: int, ready: Any = None) -> None:
+    """Serve until cancelled; ``ready(port)`` is called once listening (port 0 = any free)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(make_app(backend), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    if ready is not None:
+        ready(bound)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
