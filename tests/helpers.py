@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,31 @@ def all_lines(run_dir: Path) -> list[dict[str, Any]]:
         assert data == b"" or data.endswith(b"\n"), f"{f} ends with a partial line"
         out.extend(json.loads(line) for line in data.splitlines())
     return out
+
+
+@contextlib.contextmanager
+def mock_server(*args: str) -> Iterator[str]:
+    """A real `emotau mock-server` process on a free port; yields its base URL (.../v1)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotau", "mock-server", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(
+            f"mock server did not start: {line} {proc.stderr.read() if proc.stderr else ''}"
+        )
+    try:
+        yield line.strip().rsplit(" ", 1)[-1]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def mock_stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=10) as r:
+        return json.loads(r.read())

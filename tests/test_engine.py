@@ -273,3 +273,13 @@ def test_episodes_of_different_variants_side_by_side_stay_isolated(toy) -> None:
             if other != rec["variant"] and text:
                 assert text not in prompt
         assert rec["variant_info"]["text_sha256"] == LIB.select(rec["variant"]).text_sha256
+
+
+def test_usage_is_metered_per_role(toy) -> None:
+    rec = run(setup(toy, 0))
+    usage = rec["usage"]
+    user_turns = sum(1 for t in rec["turns"] if t["role"] == "user")
+    agent_turns = sum(1 for t in rec["turns"] if t["role"] == "agent")
+    assert usage["user"]["calls"] == user_turns > 0
+    assert usage["agent"]["calls"] == agent_turns > 0
+    assert usage["agent"]["prompt_tokens"] > 0 and usage["retries"] == 0

@@ -1,0 +1,368 @@
+"""Real models over real HTTP: emotau's OpenAI-compatible client against the mock server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from emotau.errors import InfraError
+from emotau.models.base import ChatRequest, RetryBudget
+from emotau.models.openai_client import ClientSettings, OpenAIClient
+from emotau.spec import ModelConfig, RetryConfig
+from helpers import all_lines, emotau, mock_server, mock_stats
+
+pytest.importorskip("aiohttp")
+
+TASKS = "0,1,2,3,4,5,6,7,8,9,10,11"
+
+
+def _config(
+    tmp_path: Path,
+    url: str,
+    agent: str = "scripted-agent",
+    timeout: float = 2.0,
+    budget: int = 20,
+    attempts: int = 6,
+    extra: str = "",
+) -> Path:
+    cfg = tmp_path / f"cfg-{agent}-{budget}.toml"
+    cfg.write_text(
+        f'[agent]\nmodel = "{agent}"\nbase_url = "{url}"\ntimeout = {timeout}\n{extra}'
+        f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\ntimeout = {timeout}\n'
+        f"[retry]\nbase_delay = 0.02\nmax_delay = 0.2\nepisode_budget = {budget}\n"
+        f"max_attempts = {attempts}\n"
+    )
+    return cfg
+
+
+def _rewards(run_dir: Path) -> dict[tuple, float | None]:
+    return {
+        (r["task_id"], r["variant"], r["trial"]): r["reward"]
+        for r in all_lines(run_dir)
+        if r["status"] == "completed"
+    }
+
+
+def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
+    """5% 500s, 2% hangs, 2% malformed tool JSON, 1% empty replies (the issue's mix)."""
+    base = ["run", "--task-ids", TASKS, "--num-trials", "2", "--quiet", "--out", str(tmp_path)]
+    with mock_server("--skill", "1.0") as clean:
+        r = emotau(*base, "--config", str(_config(tmp_path, clean)), "--experiment-name", "clean")
+        assert r.returncode == 0, r.stderr
+    faults = [
+        "--skill",
+        "1.0",
+        "--error-rate",
+        "0.05",
+        "--timeout-rate",
+        "0.02",
+        "--hang-seconds",
+        "3",
+        "--malformed-rate",
+        "0.02",
+        "--empty-rate",
+        "0.01",
+    ]
+    with mock_server(*faults) as url:
+        # a stingy retry budget first, so some episodes end as infrastructure errors
+        stingy = _config(tmp_path, url, timeout=0.5, budget=0, attempts=2)
+        r = emotau(*base, "--config", str(stingy), "--experiment-name", "faulty")
+        assert r.returncode == 0, r.stderr
+        lines = all_lines(tmp_path / "faulty")
+        infra = [x for x in lines if x["status"] == "infra_error"]
+        assert infra, "the stingy budget should leave some infrastructure errors"
+        assert all(x["reward"] is None and not x["scored"] for x in infra)
+        assert all(x["scored"] for x in lines if x["status"] == "completed")
+        # resume with a normal budget (retry settings are not part of the spec's identity)
+        generous = _config(tmp_path, url, timeout=0.5, budget=30)
+        r = emotau(*base, "--config", str(generous), "--experiment-name", "faulty")
+        assert r.returncode == 0, r.stderr
+        stats = mock_stats(url)
+    assert set(stats["faults"]) == {"http_500", "timeout", "malformed", "empty"}
+    clean_rewards = _rewards(tmp_path / "clean")
+    faulty_rewards = _rewards(tmp_path / "faulty")
+    assert len(clean_rewards) == 12 * 6 * 2
+    assert faulty_rewards == clean_rewards  # no score moved because of the infrastructure
+    s = json.loads(emotau("summary", str(tmp_path / "faulty"), "--format", "json").stdout)
+    assert s["complete"] and s["synthetic"]
+    retried = [x for x in all_lines(tmp_path / "faulty") if x.get("usage", {}).get("retries")]
+    assert retried  # retries happened and were recorded
+
+
+def test_doctor_flags_a_model_that_never_calls_tools(tmp_path) -> None:
+    with mock_server() as url:
+        r = emotau(
+            "doctor",
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent-notools",
+            "--user-model",
+            "scripted-user",
+            "--format",
+            "json",
+        )
+        assert r.returncode == 1, r.stderr  # a failing verdict
+        agent = next(x for x in json.loads(r.stdout) if x["role"] == "agent")
+        assert agent["verdict"] == "fail"
+        assert any(
+            "0 of 5 probes called a tool under auto: use --tool-choice required" in f
+            for f in agent["fixes"]
+        )
+        checks = {c["check"]: c["status"] for c in agent["checks"]}
+        assert checks["tools (required)"] == "ok"
+        good = emotau(
+            "doctor",
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent",
+            "--user-model",
+            "scripted-user",
+            "--format",
+            "json",
+        )
+        assert good.returncode == 0, good.stdout
+        assert {x["role"]: x["verdict"] for x in json.loads(good.stdout)} == {
+            "agent": "ok",
+            "user": "ok",
+        }
+        text = emotau(
+            "doctor",
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent-textcalls",
+            "--user-model",
+            "scripted-user",
+            "--format",
+            "json",
+        )
+        agent = next(x for x in json.loads(text.stdout) if x["role"] == "agent")
+        assert agent["verdict"] == "warn" and "as text" in json.dumps(agent)
+        think = emotau(
+            "doctor",
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent-think",
+            "--user-model",
+            "scripted-user",
+            "--format",
+            "json",
+        )
+        agent = next(x for x in json.loads(think.stdout) if x["role"] == "agent")
+        assert any(c["check"] == "reasoning" and c["status"] == "warn" for c in agent["checks"])
+
+
+def test_tool_choice_required_rescues_the_no_tools_model(tmp_path) -> None:
+    base = [
+        "run",
+        "--task-ids",
+        TASKS,
+        "--num-trials",
+        "1",
+        "--variants",
+        "control",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
+    with mock_server("--skill", "1.0") as url:
+        cfg = _config(tmp_path, url, agent="scripted-agent-notools")
+        r = emotau(*base, "--config", str(cfg), "--experiment-name", "auto")
+        assert r.returncode == 0, r.stderr
+        r = emotau(
+            *base, "--config", str(cfg), "--experiment-name", "req", "--tool-choice", "required"
+        )
+        assert r.returncode == 0, r.stderr
+    auto = json.loads(emotau("summary", str(tmp_path / "auto"), "--format", "json").stdout)
+    req = json.loads(emotau("summary", str(tmp_path / "req"), "--format", "json").stdout)
+    assert auto["variants"][0]["success_rate"] < 0.5
+    assert req["variants"][0]["success_rate"] == 1.0
+    lines = all_lines(tmp_path / "req")
+    said = [
+        t for x in lines for t in x["turns"] if t["role"] == "agent" and not t.get("tool_calls")
+    ]
+    assert said  # the agent talked through the respond tool
+    msgs = [m for x in lines for m in x["agent"]["messages"]]
+    assert any(m.get("role") == "tool" and m.get("name") == "respond" for m in msgs)
+
+
+def test_text_tool_calls_are_recovered_and_flagged(tmp_path) -> None:
+    with mock_server("--skill", "1.0") as url:
+        cfg = _config(tmp_path, url, agent="scripted-agent-textcalls")
+        r = emotau(
+            "run",
+            "--task-ids",
+            "0,1,2",
+            "--num-trials",
+            "1",
+            "--variants",
+            "control",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(cfg),
+        )
+        assert r.returncode == 0, r.stderr
+    lines = all_lines(tmp_path / "demo")
+    calls = [c for x in lines for t in x["turns"] for c in t.get("tool_calls", [])]
+    assert calls and all(c.get("recovered") == "hermes" for c in calls)
+    assert all(x["success"] for x in lines)
+
+
+def test_reasoning_is_kept_but_never_shown(tmp_path) -> None:
+    with mock_server("--skill", "1.0") as url:
+        cfg = _config(tmp_path, url, agent="scripted-agent-think")
+        r = emotau(
+            "run",
+            "--task-ids",
+            "0,1",
+            "--num-trials",
+            "1",
+            "--variants",
+            "control",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(cfg),
+        )
+        assert r.returncode == 0, r.stderr
+    for x in all_lines(tmp_path / "demo"):
+        assert any(t.get("reasoning") for t in x["turns"] if t["role"] == "agent")
+        seen_by_user = json.dumps(x["user"]["messages"])
+        assert "<think>" not in seen_by_user and "Check the policy" not in seen_by_user
+        assert "<think>" not in json.dumps(x["agent"]["messages"])
+        assert x["success"]
+
+
+def test_api_key_is_never_written(tmp_path) -> None:
+    secret = "sk-emotau-test-0123456789abcdef"
+    os.environ["EMOTAU_TEST_KEY"] = secret
+    try:
+        with mock_server() as url:
+            r = emotau(
+                "run",
+                "--task-ids",
+                "0",
+                "--num-trials",
+                "1",
+                "--variants",
+                "control",
+                "--out",
+                str(tmp_path),
+                "--base-url",
+                url,
+                "--model",
+                "scripted-agent",
+                "--user-model",
+                "scripted-user",
+                "--api-key-env",
+                "EMOTAU_TEST_KEY",
+            )
+            assert r.returncode == 0, r.stderr
+            bad = emotau(
+                "run",
+                "--task-ids",
+                "0",
+                "--out",
+                str(tmp_path / "b"),
+                "--base-url",
+                url,
+                "--model",
+                "nope",
+                "--api-key-env",
+                "EMOTAU_TEST_KEY",
+            )
+            assert bad.returncode == 2
+    finally:
+        del os.environ["EMOTAU_TEST_KEY"]
+    for text in (r.stdout, r.stderr, bad.stdout, bad.stderr):
+        assert secret not in text
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+    spec = json.loads((tmp_path / "demo" / "spec.json").read_text())
+    assert spec["spec"]["agent"]["api_key_env"] == "EMOTAU_TEST_KEY"  # the name, not the value
+
+
+def test_preflight_refuses_a_missing_model(tmp_path) -> None:
+    with mock_server() as url:
+        r = emotau(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            url,
+            "--model",
+            "gpt-nope",
+            "--user-model",
+            "scripted-user",
+        )
+    assert r.returncode == 2
+    assert "agent model 'gpt-nope' is not served at agent endpoint" in r.stderr
+    assert "scripted-agent" in r.stderr and not (tmp_path / "demo").exists()
+
+
+def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
+    base = ["run", "--num-trials", "2", "--quiet", "--max-concurrency", "300"]
+    with mock_server("--latency", "0.3") as url:
+        r = emotau(*base, "--out", str(tmp_path), "--config", str(_config(tmp_path, url)))
+        assert r.returncode == 0, r.stderr
+        assert mock_stats(url)["max_in_flight"] >= 250  # no hidden cap in the client
+    with mock_server("--latency", "0.05") as url:
+        limited = _config(tmp_path, url, extra="max_concurrency = 4\n")
+        r = emotau(*base, "--out", str(tmp_path / "l"), "--tasks", "5", "--config", str(limited))
+        assert r.returncode == 0, r.stderr
+        # 4 agent requests at most, plus the user's (unlimited, but at most one per episode)
+        assert mock_stats(url)["max_in_flight"] <= 4 + 300
+
+
+def _client(url: str, **kw) -> OpenAIClient:
+    retry = RetryConfig(base_delay=0.01, max_delay=0.02, max_attempts=kw.pop("attempts", 3))
+    cfg = ModelConfig(model=kw.pop("model", "scripted-user"), base_url=url, timeout=2.0, **kw)
+    return OpenAIClient("user", cfg, ClientSettings(retry=retry))
+
+
+def _call(client: OpenAIClient, budget: RetryBudget | None = None):
+    async def go():
+        try:
+            return await client.complete(
+                ChatRequest([{"role": "user", "content": "hi"}], budget=budget)
+            )
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_client_retries_then_gives_up_as_infrastructure() -> None:
+    with mock_server("--error-rate", "1.0") as url:
+        with pytest.raises(InfraError, match="HTTP 500, 3 attempts failed"):
+            _call(_client(url, attempts=3))
+        assert mock_stats(url)["requests"] == 3
+        with pytest.raises(InfraError, match="retry budget is spent"):
+            _call(_client(url, attempts=10), RetryBudget(2))
+        assert mock_stats(url)["requests"] == 3 + 3
+    with mock_server("--rate-limit-rate", "1.0") as url, pytest.raises(InfraError, match="429"):
+        _call(_client(url, attempts=2))
+    with mock_server("--empty-rate", "1.0") as url, pytest.raises(InfraError, match="empty"):
+        _call(_client(url, attempts=2))
+
+
+def test_client_records_tokens_cost_and_no_retry_on_4xx() -> None:
+    with mock_server() as url:
+        r = _call(_client(url, price={"input": 1.0, "output": 2.0}))
+        assert r.content and r.prompt_tokens > 0 and r.completion_tokens > 0
+        assert r.cost_usd == pytest.approx((r.prompt_tokens + 2 * r.completion_tokens) / 1e6)
+        assert r.synthetic and r.latency_s > 0
+        with pytest.raises(InfraError, match="HTTP 404"):
+            _call(_client(url, model="no-such-model", attempts=5))
+        assert mock_stats(url)["requests"] == 2  # a 404 is not retried
