@@ -76,7 +76,9 @@ class _Episode:
         base = s.domain.user_system_prompt(s.task, s.user_strategy.name)
         if base is None:
             base = base_user_prompt(s.task.instruction)
-        self.user = s.user_strategy(self.user_client, s.variant.apply(base), s.task.instruction, meta)
+        self.user = s.user_strategy(
+            self.user_client, s.variant.apply(base), s.task.instruction, meta
+        )
         tools = s.domain.tools()
         self.tool_names = frozenset(t["function"]["name"] for t in tools)
         self.agent = s.agent_strategy(
