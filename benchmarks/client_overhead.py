@@ -128,11 +128,59 @@ async def throughput(base_url: str, seconds: float, callers: int) -> tuple[int, 
     return done, wall, cpu
 
 
+def episodes_in_flight(
+    url: str, episodes: int, concurrency: int, workers: int
+) -> tuple[float, int, float, float]:
+    """An `emotau run` with `concurrency` hotel episodes in flight against the mock server."""
+    import tempfile
+
+    cfg_text = (
+        f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\n'
+        f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\n'
+    )
+    trials = max(1, round(episodes / (45 * 6)))
+    with tempfile.TemporaryDirectory() as out:
+        cfg = f"{out}/c.toml"
+        with open(cfg, "w") as fh:
+            fh.write(cfg_text)
+        before = stats(url)["requests"]
+        t0 = time.perf_counter()
+        child = subprocess.run(
+            [
+                "/usr/bin/time",
+                "-f",
+                "%U %S",
+                sys.executable,
+                "-m",
+                "emotau",
+                "run",
+                "--config",
+                cfg,
+                "--out",
+                out,
+                "--quiet",
+                "--num-trials",
+                str(trials),
+                "--max-concurrency",
+                str(concurrency),
+                "--workers",
+                str(workers),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - t0
+        user, system = map(float, child.stderr.strip().splitlines()[-1].split())  # children too
+        return wall, stats(url)["requests"] - before, trials * 45 * 6 / wall, user + system
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--callers", type=int, default=256)
+    ap.add_argument("--episodes", type=int, default=2700)
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = ap.parse_args()
     if args.loop == "uvloop":
@@ -171,6 +219,24 @@ def main() -> None:
         proc.terminate()
         proc.wait()
     ideal = args.callers / 0.2
+    for workers in (1, 2):
+        proc, url = start_mock("--latency", "0.2")
+        try:
+            server0 = cpu_seconds(proc.pid)
+            ewall, reqs, eps, ecpu = episodes_in_flight(url, args.episodes, args.callers, workers)
+            eserver = cpu_seconds(proc.pid) - server0
+            est = stats(url)
+        finally:
+            proc.terminate()
+            proc.wait()
+        print(
+            f"{args.callers} hotel episodes in flight at 200 ms, {workers} worker(s): "
+            f"{reqs / ewall:.0f} req/s = {100 * reqs / ewall / ideal:.1f}% of the ideal "
+            f"{ideal:.0f} req/s ({eps:.1f} episodes/s, {reqs} requests in {ewall:.1f} s incl. "
+            f"start-up); emotau CPU {100 * ecpu / ewall:.0f}% of one core "
+            f"({1000 * ecpu / reqs:.2f} ms/request), mock server CPU "
+            f"{100 * eserver / ewall:.0f}%, max {est['max_in_flight']} in flight"
+        )
     rate = done / wall
     print(
         f"{args.callers} callers at 200 ms: {rate:.0f} req/s = {100 * rate / ideal:.1f}% of the "

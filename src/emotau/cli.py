@@ -157,6 +157,13 @@ def spec_from_options(opts: dict[str, Any]) -> Any:
 @click.option(
     "--no-preflight", is_flag=True, help="Do not check the endpoints before the first episode."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Local processes sharing the shard (when one process cannot keep up).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
 @click.option(
     "--progress",
@@ -167,16 +174,25 @@ def spec_from_options(opts: dict[str, Any]) -> Any:
 )
 def run(**opts: Any) -> None:
     """Run or resume an experiment, then print its summary."""
-    from emotau.models.base import provider_for
     from emotau.progress import make_progress
     from emotau.runner import Shard, run_experiment
-    from emotau.summary import render_table
 
     spec = spec_from_options(opts)
     shard = Shard.parse(opts["shard"])
     mode = "none" if opts["quiet"] else opts["progress"]
+    _finish(
+        lambda: run_experiment(spec, shard, opts["new_run"], make_progress(mode), opts["workers"]),
+        opts["quiet"],
+    )
+
+
+def _finish(go: Any, quiet: bool) -> None:
+    """Run, then report what happened (shared by `run` and `resume`)."""
+    from emotau.models.base import provider_for
+    from emotau.summary import render_table
+
     try:
-        result = run_experiment(spec, shard, opts["new_run"], make_progress(mode))
+        result = go()
     except KeyboardInterrupt:
         click.echo(
             "emotau: interrupted; finished episodes are saved. Run the same command to resume.",
@@ -197,8 +213,61 @@ def run(**opts: Any) -> None:
     )
     if any(provider_for(m) == "scripted" for m in (result.spec.agent, result.spec.user)):
         click.echo("note: scripted models were used; these results are SYNTHETIC", err=True)
-    if not opts["quiet"]:
+    if not quiet:
         _console().print(render_table(result.summary(), title=f"{result.path}"))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--shard", help="Run only slice i of N of the grid, e.g. 0/4.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Local processes sharing the shard.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 100_000),
+    help="Episodes in flight, in total over the workers [the run's own].",
+)
+@click.option(
+    "--no-preflight", is_flag=True, help="Do not check the endpoints before the first episode."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bar", "log", "none"]),
+    default="auto",
+    show_default=True,
+)
+def resume(
+    run_dir: str,
+    shard: str | None,
+    workers: int,
+    max_concurrency: int | None,
+    no_preflight: bool,
+    quiet: bool,
+    progress: str,
+) -> None:
+    """Continue RUN_DIR from its own frozen spec (no config or flags needed)."""
+    from emotau.progress import make_progress
+    from emotau.runner import Shard
+    from emotau.runner import resume as resume_run
+
+    mode = "none" if quiet else progress
+    _finish(
+        lambda: resume_run(
+            run_dir,
+            Shard.parse(shard),
+            make_progress(mode),
+            workers,
+            not no_preflight,
+            max_concurrency,
+        ),
+        quiet,
+    )
 
 
 # ------------------------------------------------------------------------------- summary
@@ -390,6 +459,15 @@ def mock_server(host: str, port: int, skill: float, seed: int, **faults: Any) ->
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     except KeyboardInterrupt:
         pass
+
+
+def _register_serve() -> None:
+    from emotau.serve import serve_command
+
+    cli.add_command(serve_command)
+
+
+_register_serve()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,7 @@ so that every process agrees on it, and shard ``i/N`` takes items ``i, i+N, i+2N
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -349,12 +350,137 @@ def run_experiment(
     shard: Shard = Shard(),
     new_run: bool = False,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> Run:
-    """Synchronous entry point used by the CLI and :func:`emotau.run`."""
+    """Synchronous entry point used by the CLI and :func:`emotau.run`.
+
+    ``workers > 1`` runs the shard's grid in that many local processes (sub-shards of the same
+    run directory), for when one Python process cannot keep the servers busy.
+    """
     exp = prepare(spec)
     if spec.preflight:
         from emotau.doctor import preflight
 
         asyncio.run(preflight(exp))
     exp, run = open_run_dir(exp, new_run=new_run)
+    if workers > 1:
+        return run_workers(run, shard, workers, progress, spec.max_concurrency)
     return asyncio.run(execute(exp, run, shard, progress))
+
+
+def spec_of_run(path: str | Path) -> RunSpec:
+    """The frozen spec of a run directory, pointed at where the directory is now."""
+    run = Run.open(path)
+    p = run.path.resolve()
+    return run.spec.model_copy(update={"out": str(p.parent), "experiment_name": p.name})
+
+
+def resume(
+    path: str | Path,
+    shard: Shard = Shard(),
+    progress: Progress | None = None,
+    workers: int = 1,
+    preflight: bool = True,
+    max_concurrency: int | None = None,
+) -> Run:
+    """Continue a run from its own frozen spec (no config needed)."""
+    update: dict[str, Any] = {"preflight": preflight}
+    if max_concurrency is not None:
+        update["max_concurrency"] = max_concurrency
+    spec = spec_of_run(path).model_copy(update=update)
+    return run_experiment(spec, shard, False, progress, workers)
+
+
+def run_workers(
+    run: Run, shard: Shard, workers: int, progress: Progress | None, max_concurrency: int
+) -> Run:
+    """Run ``shard`` as ``workers`` local processes; show their progress as one.
+
+    ``max_concurrency`` is the total: each worker keeps its share of episodes in flight.
+    """
+    import subprocess
+    import sys
+
+    progress = progress or NullProgress()
+    subs = [Shard(shard.index + shard.count * w, shard.count * workers) for w in range(workers)]
+    store = run.store
+    exp = prepare(spec_of_run(run.path))
+    finished = store.finished_keys()
+    mine = list(exp.grid(shard))
+    counts = Counter(k[1] for k in mine)
+    progress.start(
+        {label: counts[label] for label in exp.resolved.variant_labels},
+        dict(Counter(k[1] for k in mine if k in finished)),
+        exp.spec.agent.model == "scripted" or exp.spec.user.model == "scripted",
+    )
+    logs = run.path / "logs"
+    logs.mkdir(exist_ok=True)
+    files = [store.episodes_dir / shard_filename(s.index, s.count) for s in subs]
+    offsets = {f: (f.stat().st_size if f.exists() else 0) for f in files}
+    procs = []
+    for s in subs:
+        log = open(logs / f"worker-{s.index}-of-{s.count}.log", "ab")  # noqa: SIM115
+        cmd = [
+            sys.executable,
+            "-m",
+            "emotau",
+            "resume",
+            str(run.path),
+            "--shard",
+            str(s),
+            "--no-preflight",
+            "--quiet",
+            "--max-concurrency",
+            str(max(1, -(-max_concurrency // workers))),  # each worker's share of the total
+        ]
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), log, s))
+    stats = Counter[str]()
+
+    def drain() -> None:
+        for f in files:
+            if not f.exists():
+                continue
+            with open(f, "rb") as fh:
+                fh.seek(offsets[f])
+                data = fh.read()
+            end = data.rfind(b"\n") + 1
+            offsets[f] += end
+            for line in data[:end].splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                stats["finished" if is_finished(rec) else "infra_errors"] += 1
+                progress.update(rec)
+
+    try:
+        while any(p.poll() is None for p, _, _ in procs):
+            drain()
+            time.sleep(0.3)
+        drain()
+    except KeyboardInterrupt:
+        for p, _, _ in procs:
+            p.terminate()
+        for p, _, _ in procs:
+            p.wait(30)
+        raise
+    finally:
+        progress.close()
+        for _, log, _ in procs:
+            log.close()
+    failed = [(s, p.returncode) for p, _, s in procs if p.returncode != 0]
+    if failed:
+        s, rc = failed[0]
+        tail = (logs / f"worker-{s.index}-of-{s.count}.log").read_text(errors="replace")
+        last = (tail.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError(
+            f"{len(failed)} of {workers} workers failed (shard {s}, exit {rc}): {last} "
+            f"(logs in {logs})"
+        )
+    run.stats = {
+        "shard": str(shard),
+        "workers": workers,
+        "already_finished": sum(1 for k in mine if k in finished),
+        **stats,
+    }
+    return run
