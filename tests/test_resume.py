@@ -214,3 +214,30 @@ def test_what_the_hash_covers(tmp_path) -> None:
     vf.write_text("[variants.grr]\nemotion = 'confusion'\ntext = 'Be cross.'\n")
     r = emotau(*base, "--task-ids", "0,2")
     assert r.returncode == 2 and "variants.grr" in r.stderr
+
+
+def test_workers_fill_one_run(tmp_path) -> None:
+    args = [a for a in _args(tmp_path, "wk", 10, "--workers", "3") if a != "--quiet"]
+    r = emotau(*args, "--progress", "log")
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "wk" / "episodes").glob("*.jsonl"))
+    assert files == [f"shard-0000{i}-of-00003.jsonl" for i in range(3)]
+    lines = all_lines(tmp_path / "wk")
+    assert len(lines) == len(_finished(lines)) == 3 * 6 * 10
+    progress = [x for x in r.stderr.splitlines() if x.startswith("[emotau]")]
+    assert progress[-1].startswith("[emotau] 180/180")  # the parent shows the workers' progress
+    assert (tmp_path / "wk" / "logs" / "worker-0-of-3.log").exists()
+
+
+def test_resume_finishes_a_run_from_its_directory_alone(tmp_path) -> None:
+    assert emotau(*_args(tmp_path, "part", 4, "--shard", "1/3")).returncode == 0
+    assert len(all_lines(tmp_path / "part")) == 3 * 6 * 4 // 3
+    moved = tmp_path / "elsewhere" / "copy"
+    moved.parent.mkdir()
+    (tmp_path / "part").rename(moved)  # a run directory can be moved and still resumed
+    r = emotau("resume", str(moved), "--quiet")
+    assert r.returncode == 0, r.stderr
+    lines = all_lines(moved)
+    assert len(lines) == len(_finished(lines)) == 3 * 6 * 4
+    r = emotau("resume", str(tmp_path))
+    assert r.returncode == 2 and "is not an emotau run" in r.stderr
