@@ -1,15 +1,18 @@
-"""Client overhead per call against the mock server at zero latency, and request rate at 200 ms.
+"""emotau's OpenAI-compatible client against the mock server: overhead and request rate.
 
-Starts `emotau mock-server` in its own process (so its CPU is not counted here), then:
-1. overhead: N sequential calls through emotau's OpenAI client; prints wall and client CPU per
-   call (CPU of this process = the client's overhead, since the server runs elsewhere), for a
-   small request and for a hotel-sized one (policy + 16 tool schemas); the same with litellm
-   when it is installed.
-2. throughput: 256 concurrent callers for a fixed time against a 200 ms server; prints the
-   achieved request rate against the ideal 256 / 0.2 s, and the most requests in flight as
-   counted by the mock server.
+Each mock server runs in its own process, so its CPU is not counted as the client's.
 
-    python benchmarks/client_overhead.py [--calls 2000] [--seconds 10]
+1. overhead: sequential calls at zero server latency; client CPU per call (this process's CPU =
+   the client's overhead) for a small request and a hotel-sized one (policy + 16 tool schemas);
+   the same with litellm when it is installed.
+2. callers: 256 concurrent callers (split over P processes) against a 200 ms server for a fixed
+   time; achieved request rate against the ideal 256 / 0.2 s = 1280 req/s; CPU of the clients
+   and of the mock server; most requests in flight, as counted by the mock server.
+3. episodes: `emotau run` with 256 hotel episodes in flight (over W workers) against a 200 ms
+   server; rate over the whole run and in steady state (the server's count over a window after
+   start-up, before the tail); CPU.
+
+    python benchmarks/client_overhead.py [--calls 2000] [--seconds 10] [--episodes 4000]
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from typing import Any
+
+IDEAL = 256 / 0.2
 
 
 def start_mock(*args: str) -> tuple[subprocess.Popen, str]:
@@ -34,12 +42,15 @@ def start_mock(*args: str) -> tuple[subprocess.Popen, str]:
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    import os
-
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -48,7 +59,7 @@ def stats(base_url: str) -> dict[str, Any]:
         return json.loads(r.read())
 
 
-def requests_for(kind: str) -> Any:
+def make_request(kind: str) -> Any:
     from emotau.domains import load_domain
     from emotau.models.base import ChatRequest
 
@@ -62,13 +73,16 @@ def requests_for(kind: str) -> Any:
     return ChatRequest(msgs, tools=dom.tools(), tool_choice="auto")
 
 
-async def overhead(base_url: str, calls: int, kind: str) -> tuple[float, float]:
+def _model(kind: str) -> str:
+    return "scripted-user" if kind == "small" else "scripted-agent-notools"
+
+
+async def overhead(url: str, calls: int, kind: str) -> tuple[float, float]:
     from emotau.models.openai_client import OpenAIClient
     from emotau.spec import ModelConfig
 
-    model = "scripted-user" if kind == "small" else "scripted-agent-notools"
-    client = OpenAIClient("agent", ModelConfig(model=model, base_url=base_url))
-    req = requests_for(kind)
+    client = OpenAIClient("agent", ModelConfig(model=_model(kind), base_url=url))
+    req = make_request(kind)
     for _ in range(50):  # warm up connections and imports
         await client.complete(req)
     c0, w0 = time.process_time(), time.perf_counter()
@@ -79,16 +93,15 @@ async def overhead(base_url: str, calls: int, kind: str) -> tuple[float, float]:
     return 1000 * wall / calls, 1000 * cpu / calls
 
 
-async def litellm_overhead(base_url: str, calls: int, kind: str) -> tuple[float, float] | None:
+async def litellm_overhead(url: str, calls: int, kind: str) -> tuple[float, float] | None:
     try:
         import litellm
     except ImportError:
         return None
-    req = requests_for(kind)
-    model = "scripted-user" if kind == "small" else "scripted-agent-notools"
+    req = make_request(kind)
     kw: dict[str, Any] = {
-        "model": f"openai/{model}",
-        "api_base": base_url,
+        "model": f"openai/{_model(kind)}",
+        "api_base": url,
         "api_key": "x",
         "messages": req.messages,
     }
@@ -102,50 +115,87 @@ async def litellm_overhead(base_url: str, calls: int, kind: str) -> tuple[float,
     return 1000 * (time.perf_counter() - w0) / calls, 1000 * (time.process_time() - c0) / calls
 
 
-async def throughput(base_url: str, seconds: float, callers: int) -> tuple[int, float, float]:
+async def _callers(url: str, seconds: float, callers: int) -> tuple[int, float]:
     from emotau.models.openai_client import ClientSettings, OpenAIClient
     from emotau.spec import ModelConfig
 
     client = OpenAIClient(
         "user",
-        ModelConfig(model="scripted-user", base_url=base_url),
+        ModelConfig(model="scripted-user", base_url=url),
         ClientSettings(max_connections=callers),
     )
-    req = requests_for("small")
+    req = make_request("small")
     done = 0
-    stop = time.perf_counter() + seconds
+    stop_at = time.perf_counter() + seconds
 
     async def caller() -> None:
         nonlocal done
-        while time.perf_counter() < stop:
+        while time.perf_counter() < stop_at:
             await client.complete(req)
             done += 1
 
-    c0, t0 = time.process_time(), time.perf_counter()
+    c0 = time.process_time()
     await asyncio.gather(*(caller() for _ in range(callers)))
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await client.aclose()
-    return done, wall, cpu
+    return done, time.process_time() - c0
 
 
-def episodes_in_flight(
-    url: str, episodes: int, concurrency: int, workers: int
-) -> tuple[float, int, float, float]:
-    """An `emotau run` with `concurrency` hotel episodes in flight against the mock server."""
-    import tempfile
+def _caller_process(url: str, seconds: float, callers: int, out: Any) -> None:
+    out.put(asyncio.run(_callers(url, seconds, callers)))
 
-    cfg_text = (
-        f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\n'
-        f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\n'
-    )
-    trials = max(1, round(episodes / (45 * 6)))
-    with tempfile.TemporaryDirectory() as out:
-        cfg = f"{out}/c.toml"
-        with open(cfg, "w") as fh:
-            fh.write(cfg_text)
-        before = stats(url)["requests"]
+
+def callers_run(seconds: float, processes: int) -> str:
+    proc, url = start_mock("--latency", "0.2")
+    try:
+        s0 = cpu_seconds(proc.pid)
+        q: Any = mp.get_context("fork").Queue()
+        kids = [
+            mp.get_context("fork").Process(
+                target=_caller_process, args=(url, seconds, 256 // processes, q)
+            )
+            for _ in range(processes)
+        ]
         t0 = time.perf_counter()
-        child = subprocess.run(
+        for k in kids:
+            k.start()
+        time.sleep(min(2.0, seconds / 4))  # past connection set-up and the first waves
+        a, ta = stats(url)["requests"], time.perf_counter()
+        time.sleep(seconds / 2)
+        b, tb = stats(url)["requests"], time.perf_counter()
+        results = [q.get() for _ in kids]
+        for k in kids:
+            k.join()
+        wall = time.perf_counter() - t0
+        server = cpu_seconds(proc.pid) - s0
+        st = stats(url)
+    finally:
+        stop(proc)
+    done = sum(r[0] for r in results)
+    cpu = sum(r[1] for r in results)
+    rate = done / wall
+    return (
+        f"256 callers over {processes} process(es) at 200 ms: steady "
+        f"{(b - a) / (tb - ta):.0f} req/s = {100 * (b - a) / (tb - ta) / IDEAL:.1f}% of ideal; "
+        f"whole window {rate:.0f} req/s = {100 * rate / IDEAL:.1f}%; "
+        f"clients' CPU {100 * cpu / wall:.0f}% of one core, "
+        f"mock server CPU {100 * server / wall:.0f}%; max {st['max_in_flight']} in "
+        f"flight over {st['requests']} requests"
+    )
+
+
+def episodes_run(episodes: int, workers: int, dist: str) -> str:
+    proc, url = start_mock("--latency", "0.2", "--latency-dist", dist)
+    trials = max(1, round(episodes / (45 * 6)))
+    out = tempfile.mkdtemp()
+    try:
+        with open(f"{out}/c.toml", "w") as fh:
+            fh.write(
+                f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\n'
+                f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\n'
+            )
+        s0, r0 = cpu_seconds(proc.pid), stats(url)["requests"]
+        t0 = time.perf_counter()
+        child = subprocess.Popen(
             [
                 "/usr/bin/time",
                 "-f",
@@ -155,95 +205,74 @@ def episodes_in_flight(
                 "emotau",
                 "run",
                 "--config",
-                cfg,
+                f"{out}/c.toml",
                 "--out",
                 out,
                 "--quiet",
                 "--num-trials",
                 str(trials),
                 "--max-concurrency",
-                str(concurrency),
+                "256",
                 "--workers",
                 str(workers),
             ],
-            check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
+        time.sleep(6)  # past start-up
+        a, ta = stats(url)["requests"], time.perf_counter()
+        time.sleep(10)  # well before the tail
+        b, tb = stats(url)["requests"], time.perf_counter()
+        _, err = child.communicate()
+        assert child.returncode == 0, err
         wall = time.perf_counter() - t0
-        user, system = map(float, child.stderr.strip().splitlines()[-1].split())  # children too
-        return wall, stats(url)["requests"] - before, trials * 45 * 6 / wall, user + system
+        server = cpu_seconds(proc.pid) - s0
+        st = stats(url)
+    finally:
+        stop(proc)
+    user, system = map(float, err.strip().splitlines()[-1].split())  # includes the workers
+    reqs = st["requests"] - r0
+    steady = (b - a) / (tb - ta)
+    return (
+        f"256 hotel episodes in flight, {workers} worker(s), {dist} 200 ms: steady "
+        f"{steady:.0f} req/s = {100 * steady / IDEAL:.1f}% of ideal; whole run "
+        f"{reqs / wall:.0f} req/s ({trials * 270 / wall:.0f} episodes/s, {wall:.1f} s incl. "
+        f"start-up and tail); emotau CPU {100 * (user + system) / wall:.0f}% of one core "
+        f"({1000 * (user + system) / reqs:.2f} ms/request), mock server CPU "
+        f"{100 * server / wall:.0f}%; max {st['max_in_flight']} in flight"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--callers", type=int, default=256)
-    ap.add_argument("--episodes", type=int, default=2700)
-    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    ap.add_argument("--episodes", type=int, default=4000)
     args = ap.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-
-        uvloop.install()
-    print(f"event loop: {args.loop}")
+    print(f"machine: {os.cpu_count()} cores")
 
     proc, url = start_mock()
     try:
         for kind in ("small", "hotel"):
             wall, cpu = asyncio.run(overhead(url, args.calls, kind))
             print(
-                f"emotau client, {kind} request: {wall:.2f} ms/call round trip, "
-                f"{cpu:.2f} ms/call client CPU ({args.calls} sequential calls, 0 ms server)"
+                f"emotau client, {kind} request: {cpu:.2f} ms/call client CPU, {wall:.2f} ms "
+                f"round trip ({args.calls} sequential calls, 0 ms server)"
             )
             lite = asyncio.run(litellm_overhead(url, args.calls // 4, kind))
-            if lite is None:
-                print("litellm: not installed (pip install litellm to compare)")
-            else:
-                print(
-                    f"litellm, {kind} request: {lite[0]:.2f} ms/call round trip, "
-                    f"{lite[1]:.2f} ms/call client CPU"
-                )
+            print(
+                "litellm: not installed (pip install litellm to compare)"
+                if lite is None
+                else f"litellm, {kind} request: {lite[1]:.2f} ms/call client CPU, "
+                f"{lite[0]:.2f} ms round trip"
+            )
     finally:
-        proc.terminate()
-        proc.wait()
-
-    proc, url = start_mock("--latency", "0.2")
-    try:
-        server0 = cpu_seconds(proc.pid)
-        done, wall, cpu = asyncio.run(throughput(url, args.seconds, args.callers))
-        server_cpu = cpu_seconds(proc.pid) - server0
-        st = stats(url)
-    finally:
-        proc.terminate()
-        proc.wait()
-    ideal = args.callers / 0.2
-    for workers in (1, 2):
-        proc, url = start_mock("--latency", "0.2")
-        try:
-            server0 = cpu_seconds(proc.pid)
-            ewall, reqs, eps, ecpu = episodes_in_flight(url, args.episodes, args.callers, workers)
-            eserver = cpu_seconds(proc.pid) - server0
-            est = stats(url)
-        finally:
-            proc.terminate()
-            proc.wait()
-        print(
-            f"{args.callers} hotel episodes in flight at 200 ms, {workers} worker(s): "
-            f"{reqs / ewall:.0f} req/s = {100 * reqs / ewall / ideal:.1f}% of the ideal "
-            f"{ideal:.0f} req/s ({eps:.1f} episodes/s, {reqs} requests in {ewall:.1f} s incl. "
-            f"start-up); emotau CPU {100 * ecpu / ewall:.0f}% of one core "
-            f"({1000 * ecpu / reqs:.2f} ms/request), mock server CPU "
-            f"{100 * eserver / ewall:.0f}%, max {est['max_in_flight']} in flight"
-        )
-    rate = done / wall
-    print(
-        f"{args.callers} callers at 200 ms: {rate:.0f} req/s = {100 * rate / ideal:.1f}% of the "
-        f"ideal {ideal:.0f} req/s; client CPU {100 * cpu / wall:.0f}% of one core, mock server "
-        f"CPU {100 * server_cpu / wall:.0f}%; mock server counted max {st['max_in_flight']} "
-        f"in flight over {st['requests']} requests"
-    )
+        stop(proc)
+    for processes in (1, 2):
+        print(callers_run(args.seconds, processes))
+    for workers, dist in ((1, "fixed"), (2, "fixed"), (2, "exponential")):
+        print(episodes_run(args.episodes, workers, dist))
 
 
 if __name__ == "__main__":
