@@ -293,6 +293,46 @@ def test_api_key_is_never_written(tmp_path) -> None:
     assert spec["spec"]["agent"]["api_key_env"] == "EMOTAU_TEST_KEY"  # the name, not the value
 
 
+def test_preflight_refuses_a_server_that_rejects_tools(tmp_path) -> None:
+    with mock_server("--reject-tools") as url:
+        r = emotau(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent",
+            "--user-model",
+            "scripted-user",
+        )
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+        assert "rejects tool calls with tool_choice='auto'" in r.stderr
+        assert "--enable-auto-tool-choice" in r.stderr and not (tmp_path / "demo").exists()
+        # the text-acting strategies send no tools: they may use such a server
+        r = emotau(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent",
+            "--user-model",
+            "scripted-user",
+            "--agent-strategy",
+            "react",
+            "--tasks",
+            "2",
+            "--num-trials",
+            "1",
+            "--variants",
+            "control",
+            "--quiet",
+        )
+        assert r.returncode == 0, r.stderr
+
+
 def test_preflight_refuses_a_missing_model(tmp_path) -> None:
     with mock_server() as url:
         r = emotau(
@@ -318,11 +358,15 @@ def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
         assert r.returncode == 0, r.stderr
         assert mock_stats(url)["max_in_flight"] >= 250  # no hidden cap in the client
     with mock_server("--latency", "0.05") as url:
-        limited = _config(tmp_path, url, extra="max_concurrency = 4\n")
+        limited = tmp_path / "limited.toml"
+        limited.write_text(
+            f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\nmax_concurrency = 3\n'
+            f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\nmax_concurrency = 2\n'
+        )
         r = emotau(*base, "--out", str(tmp_path / "l"), "--tasks", "5", "--config", str(limited))
         assert r.returncode == 0, r.stderr
-        # 4 agent requests at most, plus the user's (unlimited, but at most one per episode)
-        assert mock_stats(url)["max_in_flight"] <= 4 + 300
+        st = mock_stats(url)
+        assert st["max_in_flight"] == 3 + 2  # each endpoint's limit, and it was reached
 
 
 def _client(url: str, **kw) -> OpenAIClient:

@@ -430,6 +430,11 @@ def doctor(probes: int, fmt: str, **opts: Any) -> None:
     help="Replies with no content and no tool call.",
 )
 @click.option(
+    "--reject-tools",
+    is_flag=True,
+    help="Answer HTTP 400 to requests with tools (a vLLM started without a tool parser).",
+)
+@click.option(
     "--skill", type=float, default=0.92, show_default=True, help="The scripted agent's skill."
 )
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -130,8 +130,32 @@ async def preflight(exp: Experiment) -> None:
                     )
                 except openai.APIError as exc:
                     raise UserError(f"{where} cannot be used: {_describe(exc)}") from None
+            if role == "agent" and exp.spec.agent_strategy == "tool-calling":
+                await _preflight_tools(client, cfg, exp.spec.tool_choice, where)
         finally:
             await client.aclose()
+
+
+async def _preflight_tools(client: Any, cfg: ModelConfig, tool_choice: str, where: str) -> None:
+    """One request with tools, as the run will send them: a server that rejects it fails now."""
+    import openai
+
+    try:
+        await client._ensure().chat.completions.create(
+            model=cfg.model,
+            messages=PROBE_MESSAGES,
+            tools=[PROBE_TOOL],
+            tool_choice=tool_choice,
+            max_tokens=16,
+        )
+    except openai.BadRequestError as exc:
+        raise UserError(
+            f"{where} rejects tool calls with tool_choice={tool_choice!r}: {_describe(exc)}; "
+            "start vLLM with --enable-auto-tool-choice and the family's --tool-call-parser "
+            "(emotau serve does), or use --agent-strategy react"
+        ) from None
+    except openai.APIError as exc:
+        raise UserError(f"{where} cannot be used: {_describe(exc)}") from None
 
 
 async def diagnose(exp: Experiment, probes: int = 5) -> list[RoleReport]:

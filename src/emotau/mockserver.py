@@ -54,6 +54,7 @@ class Faults:
     hang_seconds: float = 30.0
     malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
     empty_rate: float = 0.0  # no content, no tool calls
+    reject_tools: bool = False  # HTTP 400 for requests with tools, like vLLM without a parser
 
     def check(self) -> None:
         rates = [
@@ -233,6 +234,12 @@ def make_app(backend: MockBackend) -> Any:
             model = body.get("model") if isinstance(body, dict) else None
             if model not in AGENT_MODELS and model not in USER_MODELS:
                 return _error(404, f"model {model!r} does not exist")
+            if backend.faults.reject_tools and body.get("tools"):
+                return _error(
+                    400,
+                    '"auto" tool choice requires --enable-auto-tool-choice and '
+                    "--tool-call-parser to be set",
+                )
             delay = backend.latency()
             if delay:
                 await asyncio.sleep(delay)
