@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
+import socket
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -366,7 +371,26 @@ def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
         r = emotau(*base, "--out", str(tmp_path / "l"), "--tasks", "5", "--config", str(limited))
         assert r.returncode == 0, r.stderr
         st = mock_stats(url)
-        assert st["max_in_flight"] == 3 + 2  # each endpoint's limit, and it was reached
+        assert st["max_in_flight"] == 2  # one endpoint: the roles share its smallest limit
+    with mock_server("--latency", "0.05") as url:
+        limited = tmp_path / "limited4.toml"
+        limited.write_text(
+            f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\nmax_concurrency = 4\n'
+            f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\n'
+        )
+        r = emotau(
+            *base,
+            "--out",
+            str(tmp_path / "w"),
+            "--tasks",
+            "5",
+            "--config",
+            str(limited),
+            "--workers",
+            "2",
+        )
+        assert r.returncode == 0, r.stderr
+        assert mock_stats(url)["max_in_flight"] == 4  # split between the workers, total kept
 
 
 def _client(url: str, **kw) -> OpenAIClient:
@@ -410,3 +434,209 @@ def test_client_records_tokens_cost_and_no_retry_on_4xx() -> None:
         with pytest.raises(InfraError, match="HTTP 404"):
             _call(_client(url, model="no-such-model", attempts=5))
         assert mock_stats(url)["requests"] == 2  # a 404 is not retried
+
+
+class _EchoAuth(http.server.BaseHTTPRequestHandler):
+    """Answers 401 with the Authorization header in the body, like a careless proxy."""
+
+    def do_GET(self) -> None:
+        self._echo()
+
+    def do_POST(self) -> None:
+        self._echo()
+
+    def _echo(self) -> None:
+        body = json.dumps({"error": {"message": f"bad key {self.headers.get('Authorization')}"}})
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuth)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+
+
+@pytest.mark.parametrize("secret", ["abc123", "sk-emotau-echo-0123456789"])
+def test_a_key_echoed_by_the_server_is_redacted(tmp_path, echo_server, secret) -> None:
+    os.environ["EMOTAU_ECHO_KEY"] = secret
+    try:
+        base = ["--base-url", echo_server, "--model", "m", "--api-key-env", "EMOTAU_ECHO_KEY"]
+        pre = emotau("run", "--out", str(tmp_path / "a"), *base)
+        doc = emotau("doctor", *base, "--format", "json")
+        run = emotau(
+            "run",
+            "--out",
+            str(tmp_path / "b"),
+            *base,
+            "--no-preflight",
+            "--tasks",
+            "1",
+            "--num-trials",
+            "1",
+            "--variants",
+            "control",
+            "--quiet",
+        )
+    finally:
+        del os.environ["EMOTAU_ECHO_KEY"]
+    assert pre.returncode == 2 and "HTTP 401" in pre.stderr and "***" in pre.stderr
+    assert doc.returncode == 1 and "***" in doc.stdout
+    assert run.returncode == 0
+    records = all_lines(tmp_path / "b" / "demo")
+    assert records and all(r["status"] == "infra_error" and "***" in r["error"] for r in records)
+    for text in (pre.stdout, pre.stderr, doc.stdout, doc.stderr, run.stdout, run.stderr):
+        assert secret not in text
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+def test_not_http_and_bad_settings_get_one_line(tmp_path) -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+
+    def banner() -> None:
+        for _ in range(20):
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            conn.close()
+
+    threading.Thread(target=banner, daemon=True).start()
+    try:
+        r = emotau(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--model",
+            "m",
+        )
+    finally:
+        srv.close()
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot be used" in r.stderr
+    cfg = tmp_path / "c.toml"
+    for body, needle in [
+        (
+            '[agent]\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\ntimeout = inf\n',
+            "field 'agent.timeout'",
+        ),
+        ('[agent]\nmodel = "m"\nprice = {input = nan, output = 1.0}\n', "field 'agent.price'"),
+        ('[agent]\nmodel = "m"\nextra_body = {model = "x"}\n', "'model' is set by emotau"),
+        ("[agent]\nextra_body = {when = 1979-05-27T07:32:00Z}\n", "must be plain JSON values"),
+        ('[agent]\nbase_url = "localhost:8000"\n', "must look like http://host:port/v1"),
+    ]:
+        cfg.write_text(body)
+        r = emotau("run", "--out", str(tmp_path / "x"), "--config", str(cfg))
+        assert r.returncode == 2 and needle in r.stderr, (body, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_mock_server_validates_its_options_and_requests(tmp_path) -> None:
+    for args, needle in [
+        (["--skill", "5"], "skill must be"),
+        (["--latency", "nan"], "finite"),
+        (["--error-rate", "0.7", "--empty-rate", "0.5"], "add up to at most 1"),
+    ]:
+        r = emotau("mock-server", "--port", "0", *args)
+        assert r.returncode == 2 and needle in r.stderr, r.stderr
+    with mock_server() as url:
+        req = urllib.request.Request(
+            url + "/chat/completions",
+            method="POST",
+            data=json.dumps({"model": "scripted-agent", "messages": []}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "X-Emotau-Metadata": json.dumps({"domain_ref": "nowhere", "task_id": 0}),
+            },
+        )
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=10)
+        assert exc.value.code == 400
+
+
+def test_runs_over_the_mock_server_are_labelled_synthetic(tmp_path) -> None:
+    with mock_server() as url:
+        r = emotau(
+            "run",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            url,
+            "--model",
+            "scripted-agent",
+            "--user-model",
+            "scripted-user",
+            "--tasks",
+            "2",
+            "--num-trials",
+            "1",
+            "--variants",
+            "control",
+            "--progress",
+            "log",
+        )
+    assert r.returncode == 0, r.stderr
+    assert "success (SYNTHETIC)" in r.stderr and "these results are SYNTHETIC" in r.stderr
+    assert "SYNTHETIC" in r.stdout
+
+
+def test_workers_and_resume_use_the_current_endpoints(tmp_path) -> None:
+    dead = "http://127.0.0.1:9/v1"
+    base = [
+        "--out",
+        str(tmp_path),
+        "--model",
+        "scripted-agent",
+        "--user-model",
+        "scripted-user",
+        "--tasks",
+        "2",
+        "--num-trials",
+        "1",
+        "--variants",
+        "control",
+        "--quiet",
+    ]
+    fast = tmp_path / "fast.toml"
+    fast.write_text("[retry]\nmax_attempts = 1\n")
+    r = emotau("run", *base, "--base-url", dead, "--no-preflight", "--config", str(fast))
+    assert r.returncode == 0 and "2 infrastructure errors" in r.stderr, r.stderr
+    with mock_server("--skill", "1.0") as url:
+        r = emotau("run", *base, "--base-url", url, "--workers", "2", "--config", str(fast))
+        assert r.returncode == 0 and "2 episodes run now" in r.stderr, r.stderr
+        # resume moves a run to another server without touching its identity
+        r = emotau(
+            "run",
+            *base[:-1],
+            "--base-url",
+            dead,
+            "--no-preflight",
+            "--num-trials",
+            "2",
+            "--experiment-name",
+            "moved",
+            "--config",
+            str(fast),
+        )
+        assert "4 infrastructure errors" in r.stderr, r.stderr
+        r = emotau("resume", str(tmp_path / "moved"), "--base-url", url, "--quiet")
+        assert r.returncode == 0 and "4 episodes run now" in r.stderr, r.stderr
+    s = json.loads(emotau("summary", str(tmp_path / "moved"), "--format", "json").stdout)
+    assert s["complete"]

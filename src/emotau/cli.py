@@ -105,7 +105,7 @@ def spec_options(fn: Any) -> Any:
         click.option("--temperature", type=float, help="Agent sampling temperature [0.0]."),
         click.option("--user-temperature", type=float, help="User sampling temperature [0.0]."),
         click.option("--max-concurrency", type=int, help="Episodes in flight at once [64]."),
-        click.option("--seed", type=int, help="Seed recorded in the run and passed to models [0]."),
+        click.option("--seed", type=int, help="Run seed (scripted models draw from it) [0]."),
         click.option(
             "--max-steps", type=int, help="Agent steps per episode before it is cut [30]."
         ),
@@ -188,7 +188,6 @@ def run(**opts: Any) -> None:
 
 def _finish(go: Any, quiet: bool) -> None:
     """Run, then report what happened (shared by `run` and `resume`)."""
-    from emotau.models.base import provider_for
     from emotau.summary import render_table
 
     try:
@@ -211,10 +210,11 @@ def _finish(go: Any, quiet: bool) -> None:
         ),
         err=True,
     )
-    if any(provider_for(m) == "scripted" for m in (result.spec.agent, result.spec.user)):
+    summary = result.summary()
+    if summary["synthetic"]:
         click.echo("note: scripted models were used; these results are SYNTHETIC", err=True)
     if not quiet:
-        _console().print(render_table(result.summary(), title=f"{result.path}"))
+        _console().print(render_table(summary, title=f"{result.path}"))
 
 
 @cli.command()
@@ -232,6 +232,12 @@ def _finish(go: Any, quiet: bool) -> None:
     type=click.IntRange(1, 100_000),
     help="Episodes in flight, in total over the workers [the run's own].",
 )
+@click.option("--base-url", help="New base URL for all three roles.")
+@click.option("--agent-base-url", help="New base URL of the agent's server.")
+@click.option("--user-base-url", help="New base URL of the user simulator's server.")
+@click.option("--judge-base-url", help="New base URL of the judge's server.")
+@click.option("--api-key-env", help="Name of the environment variable holding the API key.")
+@click.option("--spec-file", type=click.Path(dir_okay=False), hidden=True)
 @click.option(
     "--no-preflight", is_flag=True, help="Do not check the endpoints before the first episode."
 )
@@ -242,31 +248,32 @@ def _finish(go: Any, quiet: bool) -> None:
     default="auto",
     show_default=True,
 )
-def resume(
-    run_dir: str,
-    shard: str | None,
-    workers: int,
-    max_concurrency: int | None,
-    no_preflight: bool,
-    quiet: bool,
-    progress: str,
-) -> None:
-    """Continue RUN_DIR from its own frozen spec (no config or flags needed)."""
+def resume(run_dir: str, **opts: Any) -> None:
+    """Continue RUN_DIR from its own frozen spec (no config needed).
+
+    Endpoint flags move the run to other servers; what the run measures cannot change.
+    """
     from emotau.progress import make_progress
     from emotau.runner import Shard
     from emotau.runner import resume as resume_run
 
-    mode = "none" if quiet else progress
+    overrides: dict[str, Any] = {"max_concurrency": opts["max_concurrency"]}
+    for role in ("agent", "user", "judge"):
+        overrides[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
+        overrides[f"{role}.api_key_env"] = opts["api_key_env"]
+    if opts["no_preflight"]:
+        overrides["preflight"] = False
+    mode = "none" if opts["quiet"] else opts["progress"]
     _finish(
         lambda: resume_run(
             run_dir,
-            Shard.parse(shard),
+            Shard.parse(opts["shard"]),
             make_progress(mode),
-            workers,
-            not no_preflight,
-            max_concurrency,
+            opts["workers"],
+            overrides,
+            opts["spec_file"],
         ),
-        quiet,
+        opts["quiet"],
     )
 
 
@@ -414,7 +421,7 @@ def doctor(probes: int, fmt: str, **opts: Any) -> None:
     show_default=True,
     help="Requests that hang for --hang-seconds.",
 )
-@click.option("--hang-seconds", type=float, default=30.0, show_default=True)
+@click.option("--hang-seconds", type=float, default=300.0, show_default=True)
 @click.option(
     "--malformed-rate",
     type=float,

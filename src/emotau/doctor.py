@@ -13,6 +13,8 @@ that ``emotau run`` does before the first episode: reachable, model listed.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from emotau.errors import UserError
 from emotau.models.base import provider_for
+from emotau.models.openai_client import describe_error
 
 if TYPE_CHECKING:
     from emotau.runner import Experiment
@@ -77,29 +80,32 @@ def _http_roles(exp: Experiment) -> list[tuple[str, ModelConfig]]:
     return [(r, c) for r, c in exp.roles() if provider_for(c) != "scripted"]
 
 
-def _describe(exc: BaseException) -> str:
-    import openai
-
-    if isinstance(exc, openai.APIStatusError):
-        msg = getattr(exc, "message", "") or str(exc)
-        return f"HTTP {exc.status_code}: {msg}"[:300]
-    if isinstance(exc, openai.APIConnectionError):  # APITimeoutError is a subclass
-        cause = exc.__cause__
-        text = str(cause or "")
-        if "connect" in text.lower() or not isinstance(exc, openai.APITimeoutError):
-            # the SDK's aiohttp transport reports a refused connection as a connect timeout
-            return f"cannot connect ({text[:160] or type(cause).__name__})"
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
 async def _list_models(client: Any) -> list[str]:
     page = await client._ensure().models.list()
     return [m.id for m in page.data]
 
 
+async def _retrying(client: Any, make: Any) -> Any:
+    """``await make()`` under the run's retry policy (5xx, 429, timeouts, connection errors)."""
+    import openai
+
+    retry = client.retry
+    for attempt in range(1, retry.max_attempts + 1):
+        try:
+            return await make()
+        except openai.APIError as exc:
+            if client.retryable(exc) is None or attempt == retry.max_attempts:
+                raise
+        await asyncio.sleep(random.uniform(0, min(retry.max_delay, retry.base_delay * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
+def _extra(cfg: ModelConfig) -> dict[str, Any]:
+    return {"extra_body": cfg.extra_body} if cfg.extra_body else {}
+
+
 async def preflight(exp: Experiment) -> None:
-    """Refuse to start (UserError) when an endpoint cannot be reached or lacks the model."""
+    """Refuse to start (UserError) when an endpoint cannot be used as the run will use it."""
     roles = _http_roles(exp)
     if not roles:
         return  # all scripted: nothing to reach (and no need to import openai)
@@ -108,30 +114,34 @@ async def preflight(exp: Experiment) -> None:
     for role, cfg in roles:
         client: Any = exp.make_client(role, cfg)
         where = f"{role} endpoint {cfg.base_url or 'https://api.openai.com/v1'}"
+        api = client._ensure()
         try:
             try:
-                served = await _list_models(client)
+                served = await _retrying(client, lambda c=client: _list_models(c))
             except openai.NotFoundError:
                 served = None  # no /models on this server: a one-token chat must do
-            except openai.APIError as exc:
-                raise UserError(
-                    f"{where} cannot be used: {_describe(exc)} (--no-preflight to skip)"
-                ) from None
             if served is not None and cfg.model not in served:
                 listed = ", ".join(served[:8]) + (" ..." if len(served) > 8 else "")
                 raise UserError(
                     f"{role} model {cfg.model!r} is not served at {where}; it serves: "
                     f"{listed or 'nothing'}"
                 )
-            if served is None:
-                try:
-                    await client._ensure().chat.completions.create(
-                        model=cfg.model, messages=CHAT_MESSAGES, max_tokens=1
-                    )
-                except openai.APIError as exc:
-                    raise UserError(f"{where} cannot be used: {_describe(exc)}") from None
+            if served is None or cfg.extra_body:  # extra_body too: a rejected field fails now
+                await _retrying(
+                    client,
+                    lambda a=api, c=cfg: a.chat.completions.create(
+                        model=c.model, messages=CHAT_MESSAGES, max_tokens=1, **_extra(c)
+                    ),
+                )
             if role == "agent" and exp.spec.agent_strategy == "tool-calling":
                 await _preflight_tools(client, cfg, exp.spec.tool_choice, where)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(
+                f"{where} cannot be used: {client._redact(describe_error(exc))} "
+                "(--no-preflight to skip)"
+            ) from None
         finally:
             await client.aclose()
 
@@ -141,21 +151,24 @@ async def _preflight_tools(client: Any, cfg: ModelConfig, tool_choice: str, wher
     import openai
 
     try:
-        await client._ensure().chat.completions.create(
-            model=cfg.model,
-            messages=PROBE_MESSAGES,
-            tools=[PROBE_TOOL],
-            tool_choice=tool_choice,
-            max_tokens=16,
+        await _retrying(
+            client,
+            lambda: client._ensure().chat.completions.create(
+                model=cfg.model,
+                messages=PROBE_MESSAGES,
+                tools=[PROBE_TOOL],
+                tool_choice=tool_choice,
+                max_tokens=16,
+                **_extra(cfg),
+            ),
         )
     except openai.BadRequestError as exc:
         raise UserError(
-            f"{where} rejects tool calls with tool_choice={tool_choice!r}: {_describe(exc)}; "
-            "start vLLM with --enable-auto-tool-choice and the family's --tool-call-parser "
-            "(emotau serve does), or use --agent-strategy react"
+            f"{where} rejects tool calls with tool_choice={tool_choice!r}: "
+            f"{client._redact(describe_error(exc))}; start vLLM with --enable-auto-tool-choice "
+            "and the family's --tool-call-parser (emotau serve does), or try --tool-choice "
+            "required, or --agent-strategy react"
         ) from None
-    except openai.APIError as exc:
-        raise UserError(f"{where} cannot be used: {_describe(exc)}") from None
 
 
 async def diagnose(exp: Experiment, probes: int = 5) -> list[RoleReport]:
@@ -175,17 +188,21 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
     client: Any = exp.make_client(role, cfg)
     api = client._ensure()
     latencies: list[float] = []
-    extra = {"extra_body": cfg.extra_body} if cfg.extra_body else {}
+
+    def describe(exc: BaseException) -> str:
+        return client._redact(describe_error(exc))
 
     async def call(**kw: Any) -> Any:
         t0 = time.perf_counter()
-        out = await api.chat.completions.create(model=cfg.model, **extra, **kw)
+        out = await _retrying(
+            client, lambda: api.chat.completions.create(model=cfg.model, **_extra(cfg), **kw)
+        )
         latencies.append(time.perf_counter() - t0)
         return out
 
     try:
         try:
-            served = await _list_models(client)
+            served = await _retrying(client, lambda: _list_models(client))
             if cfg.model in served:
                 rep.add("model listed", "ok", f"{len(served)} model(s) served")
             else:
@@ -194,8 +211,8 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
                 return rep
         except openai.NotFoundError:
             rep.add("model listed", "warn", "the server has no /models endpoint")
-        except openai.APIError as exc:
-            rep.add("reachable", "fail", _describe(exc))
+        except Exception as exc:
+            rep.add("reachable", "fail", describe(exc))
             rep.fixes.append(f"start the server or fix --{role}-base-url")
             return rep
         try:
@@ -216,11 +233,11 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
                 )
             elif reasoning:
                 rep.add("reasoning", "ok", "kept apart from the content")
-        except openai.APIError as exc:
-            rep.add("chat", "fail", _describe(exc))
+        except Exception as exc:
+            rep.add("chat", "fail", describe(exc))
             return rep
         if role == "agent" and exp.spec.agent_strategy == "tool-calling":
-            await _tool_probes(rep, call, probes, recover_tool_calls)
+            await _tool_probes(rep, call, probes, recover_tool_calls, describe)
         if latencies:
             rep.add(
                 "latency",
@@ -232,10 +249,11 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
     return rep
 
 
-async def _tool_probes(rep: RoleReport, call: Any, probes: int, recover: Any) -> None:
-    import openai
-
+async def _tool_probes(
+    rep: RoleReport, call: Any, probes: int, recover: Any, describe: Any
+) -> None:
     native = text = 0
+    auto_rejected = False
     try:
         for _ in range(probes):
             r = await call(
@@ -246,18 +264,19 @@ async def _tool_probes(rep: RoleReport, call: Any, probes: int, recover: Any) ->
                 native += 1
             elif recover(msg.content or "", ["get_order_status"])[0]:
                 text += 1
-    except openai.BadRequestError as exc:
-        rep.add("tools (auto)", "fail", _describe(exc))
+    except Exception as exc:
+        auto_rejected = True
+        rep.add("tools (auto)", "fail", describe(exc))
         rep.fixes.append(
             "the server rejects tool_choice=auto: start vLLM with --enable-auto-tool-choice "
             "--tool-call-parser <parser for the family> (emotau serve does this)"
         )
-        return
-    status = "ok" if native == probes else ("warn" if native or text else "fail")
-    detail = f"{native} of {probes} probes called a tool natively"
-    if text:
-        detail += f", {text} wrote the call as text (emotau recovers it)"
-    rep.add("tools (auto)", status, detail)
+    if not auto_rejected:
+        status = "ok" if native == probes else ("warn" if native or text else "fail")
+        detail = f"{native} of {probes} probes called a tool natively"
+        if text:
+            detail += f", {text} wrote the call as text (emotau recovers it)"
+        rep.add("tools (auto)", status, detail)
     try:
         r = await call(
             messages=PROBE_MESSAGES, tools=[PROBE_TOOL], tool_choice="required", max_tokens=512
@@ -271,9 +290,13 @@ async def _tool_probes(rep: RoleReport, call: Any, probes: int, recover: Any) ->
             "ok" if forced else "fail",
             detail if forced else "no tool call even when required",
         )
-    except openai.APIError as exc:
+    except Exception as exc:
         forced = False
-        rep.add("tools (required)", "fail", _describe(exc))
+        rep.add("tools (required)", "fail", describe(exc))
+    if auto_rejected:
+        if forced:
+            rep.fixes.append("tool_choice=required works here: run with --tool-choice required")
+        return
     if native == 0 and text == 0:
         rep.fixes.append(
             f"0 of {probes} probes called a tool under auto: "

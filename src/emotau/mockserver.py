@@ -9,9 +9,9 @@
   ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
   ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
   ``scripted-agent-think`` (a ``<think>`` block in every reply).
-- Faults, each a probability per request: HTTP 500, HTTP 429, a hang longer than any sane client
-  timeout, malformed tool-call JSON, an empty reply; plus latency (fixed, uniform or
-  exponential).
+- Faults, each a probability per request: HTTP 500, HTTP 429, a hang (``--hang-seconds``,
+  default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply;
+  plus latency (fixed, uniform or exponential).
 
 To play an oracle it reads the episode metadata emotau sends in the ``X-Emotau-Metadata``
 header (real servers ignore it). Requests without it (e.g. ``emotau doctor``'s probes) get a
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 import uuid
@@ -31,6 +32,7 @@ from typing import Any
 
 from emotau.agents import RESPOND
 from emotau.domains import Domain, load_domain
+from emotau.errors import UserError
 from emotau.models.base import ChatRequest, ChatResponse, ToolCall
 from emotau.models.openai_client import METADATA_HEADER, SYNTHETIC_FINGERPRINT
 from emotau.models.scripted import ScriptedAgent, ScriptedUser
@@ -51,7 +53,7 @@ class Faults:
     error_rate: float = 0.0  # HTTP 500
     rate_limit_rate: float = 0.0  # HTTP 429
     timeout_rate: float = 0.0  # hang for hang_seconds
-    hang_seconds: float = 30.0
+    hang_seconds: float = 300.0
     malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
     empty_rate: float = 0.0  # no content, no tool calls
     reject_tools: bool = False  # HTTP 400 for requests with tools, like vLLM without a parser
@@ -64,10 +66,10 @@ class Faults:
             self.malformed_rate,
             self.empty_rate,
         ]
-        if any(r < 0 or r > 1 for r in rates) or sum(rates) > 1:
+        if not all(math.isfinite(r) and 0 <= r <= 1 for r in rates) or sum(rates) > 1:
             raise ValueError("fault rates must be in [0, 1] and add up to at most 1")
-        if self.latency < 0 or self.hang_seconds < 0:
-            raise ValueError("latency and hang time must be >= 0")
+        if not all(math.isfinite(x) and x >= 0 for x in (self.latency, self.hang_seconds)):
+            raise ValueError("latency and hang time must be finite and >= 0")
         if self.latency_dist not in ("fixed", "uniform", "exponential"):
             raise ValueError("latency distribution must be fixed, uniform or exponential")
 
@@ -95,6 +97,8 @@ class MockBackend:
 
     def __init__(self, faults: Faults, skill: float = 0.92, seed: int = 0) -> None:
         faults.check()
+        if not (math.isfinite(skill) and 0 <= skill <= 1):
+            raise ValueError("skill must be a number from 0 to 1")
         self.faults = faults
         self.skill = skill
         self.rng = random.Random(seed)
@@ -234,7 +238,8 @@ def make_app(backend: MockBackend) -> Any:
             model = body.get("model") if isinstance(body, dict) else None
             if model not in AGENT_MODELS and model not in USER_MODELS:
                 return _error(404, f"model {model!r} does not exist")
-            if backend.faults.reject_tools and body.get("tools"):
+            rejects = body.get("tool_choice", "auto") == "auto"  # like vLLM with no tool parser
+            if backend.faults.reject_tools and body.get("tools") and rejects:
                 return _error(
                     400,
                     '"auto" tool choice requires --enable-auto-tool-choice and '
@@ -252,7 +257,10 @@ def make_app(backend: MockBackend) -> Any:
                 return _error(429, "injected rate limit")
             if fault == "timeout":
                 await asyncio.sleep(backend.faults.hang_seconds)
-            r = await backend.reply(body, meta)
+            try:
+                r = await backend.reply(body, meta)
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError, UserError) as exc:
+                return _error(400, f"bad request for the mock server: {type(exc).__name__}: {exc}")
             if fault == "malformed" and r.tool_calls:
                 c = r.tool_calls[0]
                 cut = c.arguments[: max(1, len(c.arguments) // 2)]

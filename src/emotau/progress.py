@@ -41,6 +41,7 @@ class _Counts:
         self.t0 = time.monotonic()
 
     def update(self, rec: Mapping[str, Any]) -> None:
+        self.synthetic = self.synthetic or bool(rec.get("synthetic"))
         if rec.get("status") == "completed":
             self.finished += 1
             self.new += 1
@@ -166,7 +167,9 @@ class RichProgress(_Counts):
             self._progress.update(self._all, advance=1)
         succ = f"{100 * self.successes / self.scored:.1f}%" if self.scored else "-"
         self._progress.update(
-            self._all, info=f"success {succ} errors {self.errors} {self.rate():.0f} ep/s"
+            self._all,
+            description="all (SYNTHETIC)" if self.synthetic else "all",
+            info=f"success {succ} errors {self.errors} {self.rate():.0f} ep/s",
         )
 
     def close(self) -> None:

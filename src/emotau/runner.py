@@ -13,7 +13,7 @@ import shutil
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,19 @@ from emotau.spec import (
     ModelConfig,
     ResolvedSpec,
     RunSpec,
+    build_spec,
     diff_identity,
     domain_digest,
     prompts_digest,
 )
-from emotau.store import Key, RunStore, ShardWriter, is_finished, shard_filename
+from emotau.store import (
+    Key,
+    RunStore,
+    ShardWriter,
+    is_finished,
+    repair_shard,
+    shard_filename,
+)
 from emotau.summary import summarize
 from emotau.users import USER_STRATEGIES, UserStrategy
 from emotau.variants import VariantLibrary, VariantSelection
@@ -69,6 +77,7 @@ class Experiment:
     selections: dict[str, VariantSelection]
     agent_strategy: type[AgentStrategy]
     user_strategy: type[UserStrategy]
+    _settings: ClientSettings | None = field(default=None, repr=False)
 
     @property
     def spec(self) -> RunSpec:
@@ -85,7 +94,19 @@ class Experiment:
                     k += 1
 
     def client_settings(self) -> ClientSettings:
-        return ClientSettings(max_connections=self.spec.max_concurrency, retry=self.spec.retry)
+        """One per experiment: roles that share a base URL share its request limit."""
+        if self._settings is None:
+            limits: dict[str, int] = {}
+            for _, cfg in self.roles():
+                if cfg.max_concurrency and provider_for(cfg) != "scripted":
+                    key = cfg.base_url or "openai"
+                    limits[key] = min(limits.get(key, cfg.max_concurrency), cfg.max_concurrency)
+            self._settings = ClientSettings(
+                max_connections=self.spec.max_concurrency,
+                retry=self.spec.retry,
+                endpoint_limits=limits,
+            )
+        return self._settings
 
     def roles(self) -> list[tuple[str, ModelConfig]]:
         return [("agent", self.spec.agent), ("user", self.spec.user), ("judge", self.spec.judge)]
@@ -298,6 +319,7 @@ async def execute(
     totals = {label: counts[label] for label in exp.resolved.variant_labels}
     done = Counter(k[1] for k in mine if k in finished)
     todo = (k for k in mine if k not in finished)
+    exp.client_settings()._semaphores.clear()  # bind the endpoint limits to this event loop
     agent_client, user_client = exp.make_clients()
     tasks = exp.domain.tasks()
     writer.start()
@@ -364,7 +386,7 @@ def run_experiment(
         asyncio.run(preflight(exp))
     exp, run = open_run_dir(exp, new_run=new_run)
     if workers > 1:
-        return run_workers(run, shard, workers, progress, spec.max_concurrency)
+        return run_workers(exp, run, shard, workers, progress)
     return asyncio.run(execute(exp, run, shard, progress))
 
 
@@ -380,23 +402,35 @@ def resume(
     shard: Shard = Shard(),
     progress: Progress | None = None,
     workers: int = 1,
-    preflight: bool = True,
-    max_concurrency: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    spec_file: str | Path | None = None,
 ) -> Run:
-    """Continue a run from its own frozen spec (no config needed)."""
-    update: dict[str, Any] = {"preflight": preflight}
-    if max_concurrency is not None:
-        update["max_concurrency"] = max_concurrency
-    spec = spec_of_run(path).model_copy(update=update)
+    """Continue a run from its own frozen spec (no config needed).
+
+    ``overrides`` (dotted keys, e.g. ``agent.base_url``, ``max_concurrency``, ``preflight``)
+    change how the run is executed; a change to what it measures is refused as usual.
+    ``spec_file`` is a full spec as JSON (how ``--workers`` hands the parent's spec on).
+    """
+    if spec_file is not None:
+        try:
+            data = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read spec file {str(spec_file)!r}: {exc}") from None
+    else:
+        data = spec_of_run(path).model_dump(mode="json")
+    p = Path(path).resolve()
+    data.update({"out": str(p.parent), "experiment_name": p.name})
+    spec = build_spec(data, overrides)
     return run_experiment(spec, shard, False, progress, workers)
 
 
 def run_workers(
-    run: Run, shard: Shard, workers: int, progress: Progress | None, max_concurrency: int
+    exp: Experiment, run: Run, shard: Shard, workers: int, progress: Progress | None
 ) -> Run:
     """Run ``shard`` as ``workers`` local processes; show their progress as one.
 
-    ``max_concurrency`` is the total: each worker keeps its share of episodes in flight.
+    Each worker gets this process's spec (endpoints, retries, ...) with its share of the
+    concurrency and of each endpoint's request limit, so the totals stay as configured.
     """
     import subprocess
     import sys
@@ -404,18 +438,35 @@ def run_workers(
     progress = progress or NullProgress()
     subs = [Shard(shard.index + shard.count * w, shard.count * workers) for w in range(workers)]
     store = run.store
-    exp = prepare(spec_of_run(run.path))
+    logs = run.path / "logs"
+    logs.mkdir(exist_ok=True)
+    files = [store.episodes_dir / shard_filename(s.index, s.count) for s in subs]
+    # repair before reading offsets, so that no line is counted twice
+    repaired = sum(repair_shard(f) for f in files)
+
+    def share(n: int | None) -> int | None:
+        return None if n is None else max(1, -(-n // workers))
+
+    worker_spec = exp.spec.model_copy(
+        update={
+            "max_concurrency": share(exp.spec.max_concurrency),
+            "preflight": False,
+            **{
+                role: cfg.model_copy(update={"max_concurrency": share(cfg.max_concurrency)})
+                for role, cfg in exp.roles()
+            },
+        }
+    )
+    spec_file = logs / f"worker-spec-{os.getpid()}.json"
+    spec_file.write_text(worker_spec.model_dump_json(indent=1), encoding="utf-8")
     finished = store.finished_keys()
     mine = list(exp.grid(shard))
     counts = Counter(k[1] for k in mine)
     progress.start(
         {label: counts[label] for label in exp.resolved.variant_labels},
         dict(Counter(k[1] for k in mine if k in finished)),
-        exp.spec.agent.model == "scripted" or exp.spec.user.model == "scripted",
+        provider_for(exp.spec.agent) == "scripted" or provider_for(exp.spec.user) == "scripted",
     )
-    logs = run.path / "logs"
-    logs.mkdir(exist_ok=True)
-    files = [store.episodes_dir / shard_filename(s.index, s.count) for s in subs]
     offsets = {f: (f.stat().st_size if f.exists() else 0) for f in files}
     procs = []
     for s in subs:
@@ -428,10 +479,9 @@ def run_workers(
             str(run.path),
             "--shard",
             str(s),
-            "--no-preflight",
+            "--spec-file",
+            str(spec_file),
             "--quiet",
-            "--max-concurrency",
-            str(max(1, -(-max_concurrency // workers))),  # each worker's share of the total
         ]
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), log, s))
     stats = Counter[str]()
@@ -477,10 +527,12 @@ def run_workers(
             f"{len(failed)} of {workers} workers failed (shard {s}, exit {rc}): {last} "
             f"(logs in {logs})"
         )
+    spec_file.unlink(missing_ok=True)
     run.stats = {
         "shard": str(shard),
         "workers": workers,
         "already_finished": sum(1 for k in mine if k in finished),
+        "repaired_bytes": repaired,
         **stats,
     }
     return run

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -746,7 +747,7 @@ class VLLMServer:
                 return resp.status, resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             return exc.code, ""
-        except (OSError, ValueError) as exc:  # refused, reset, timeout, bad status line
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, ...
             return 0, str(getattr(exc, "reason", exc))
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
@@ -890,6 +891,8 @@ def serve_command(**opts: Any) -> None:
     Waits until the server is ready, prints the flags that point emotau at it, then runs until
     Ctrl-C or SIGTERM and stops the server cleanly. See docs/serve.md.
     """
+    if not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", opts["host"] or ""):
+        raise ServeError(f"--host {opts['host']!r} is not a host name or IP address")
     server = VLLMServer(
         opts["model"],
         port=opts["port"],

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -46,7 +48,7 @@ class ModelConfig(BaseModel):
     temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
     seed: int | None = None
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     #: requests in flight to this endpoint at most (protects a small server); None = no limit
     max_concurrency: int | None = Field(default=None, gt=0)
@@ -58,8 +60,38 @@ class ModelConfig(BaseModel):
     @field_validator("price")
     @classmethod
     def _check_price(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is not None and (set(v) != {"input", "output"} or min(v.values()) < 0):
+        if v is not None and (
+            set(v) != {"input", "output"}
+            or not all(math.isfinite(x) and x >= 0 for x in v.values())
+        ):
             raise ValueError("needs exactly input and output, in USD per million tokens, >= 0")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            parts = urlsplit(v)
+            port = parts.port  # raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"{v!r} is not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} must look like http://host:port/v1")
+        del port
+        return v
+
+    @field_validator("extra_body")
+    @classmethod
+    def _check_extra_body(cls, v: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(set(v) & {"model", "messages", "tools", "tool_choice"})
+        if reserved:
+            raise ValueError(f"{reserved[0]!r} is set by emotau and cannot be overridden")
+        try:
+            json.dumps(v, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"must be plain JSON values ({exc})") from None
         return v
 
     def identity(self) -> dict[str, Any]:
@@ -211,6 +243,11 @@ def build_spec(
             data.pop("task_ids", None)
         elif key == "task_ids":
             data.pop("tasks", None)
+    files = data.get("variants_files")
+    if isinstance(files, list):  # absolute, so that `emotau resume` works from anywhere
+        data["variants_files"] = [
+            str(Path(f).resolve()) if isinstance(f, str) else f for f in files
+        ]
     try:
         return RunSpec.model_validate(data)
     except ValidationError as exc:

@@ -44,6 +44,43 @@ class ClientSettings:
     max_connections: int = 64
     retry: RetryConfig | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    #: per-endpoint limits shared by every role of the run that uses the same base URL
+    endpoint_limits: dict[str, int] = field(default_factory=dict)
+    _semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, repr=False)
+
+    def semaphore(self, base_url: str | None) -> asyncio.Semaphore | None:
+        key = base_url or "openai"
+        limit = self.endpoint_limits.get(key)
+        if limit is None:
+            return None
+        if key not in self._semaphores:
+            self._semaphores[key] = asyncio.Semaphore(limit)
+        return self._semaphores[key]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short description of a transport or API error (not yet redacted)."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        body = getattr(exc, "message", "") or str(exc)
+        return f"HTTP {exc.status_code}: {body}"[:300]
+    if isinstance(exc, openai.APIConnectionError):  # APITimeoutError is a subclass
+        cause = exc.__cause__
+        text = str(cause or "")
+        # the SDK's aiohttp transport reports a refused connection as a connect timeout
+        if "connect" in text.lower() or not isinstance(exc, openai.APITimeoutError):
+            return f"cannot connect ({text[:200] or type(cause).__name__})"
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def resolve_api_key(role: str, config: ModelConfig) -> str:
@@ -53,6 +90,11 @@ def resolve_api_key(role: str, config: ModelConfig) -> str:
         if not key:
             raise ValueError(
                 f"environment variable {config.api_key_env!r} (api_key_env) is not set"
+            )
+        if any(ch.isspace() or not ch.isprintable() for ch in key):
+            raise ValueError(
+                f"the key in {config.api_key_env!r} contains spaces, newlines or control "
+                "characters (a stray newline from a file?)"
             )
         return key
     if config.base_url is None:
@@ -94,8 +136,8 @@ class OpenAIClient(ModelClient):
         self.settings = settings or ClientSettings()
         self.retry = self.settings.retry or RetryConfig()
         self._key = resolve_api_key(role, config)
+        self._secrets = [self._key] if self._key != "EMPTY" else []
         self._client: Any = None
-        self._sem = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
         self._rng = random.Random()
 
     # -- transport ------------------------------------------------------------------------
@@ -132,9 +174,7 @@ class OpenAIClient(ModelClient):
             self._client = None
 
     def _redact(self, text: str) -> str:
-        if self._key and len(self._key) >= 8:
-            text = text.replace(self._key, "***")
-        return text
+        return redact(text, self._secrets)
 
     def _payload(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str]]:
         """The JSON body and headers of one chat completion."""
@@ -157,14 +197,12 @@ class OpenAIClient(ModelClient):
             headers[METADATA_HEADER] = json.dumps(dict(request.metadata), ensure_ascii=True)
         return body, headers
 
-    def _retryable(self, exc: Exception) -> str | None:
-        """A short description if ``exc`` is worth retrying, else None."""
+    def retryable(self, exc: Exception) -> str | None:
+        """A short, redacted description if ``exc`` is worth retrying, else None."""
         import openai
 
-        if isinstance(exc, openai.APITimeoutError):
-            return "timeout"
         if isinstance(exc, openai.APIConnectionError):
-            return f"connection error ({type(exc.__cause__ or exc).__name__})"
+            return self._redact(describe_error(exc))
         if isinstance(exc, openai.APIStatusError) and (
             exc.status_code >= 500 or exc.status_code in _RETRY_STATUS
         ):
@@ -181,15 +219,16 @@ class OpenAIClient(ModelClient):
         # JSON) body and its pydantic response models: ~1 ms of CPU per call saved
         post_options = {"headers": headers}
         where = f"{self.role} model {self.config.model!r} at {self.config.base_url or 'OpenAI'}"
+        sem = self.settings.semaphore(self.config.base_url)
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 started = time.perf_counter()
-                if self._sem is None:
+                if sem is None:
                     raw = await client.post(
                         "/chat/completions", body=body, cast_to=dict, options=post_options
                     )
                 else:
-                    async with self._sem:
+                    async with sem:
                         raw = await client.post(
                             "/chat/completions", body=body, cast_to=dict, options=post_options
                         )
@@ -201,11 +240,11 @@ class OpenAIClient(ModelClient):
             except _Empty:
                 reason = "empty completion"
             except openai.APIError as exc:
-                reason = self._retryable(exc)
+                reason = self.retryable(exc)
                 if reason is None:
-                    msg = self._redact(str(getattr(exc, "message", exc)))
-                    status = getattr(exc, "status_code", "")
-                    raise InfraError(f"{where}: HTTP {status}: {msg}") from None
+                    raise InfraError(f"{where}: {self._redact(describe_error(exc))}") from None
+            except Exception as exc:  # the transport itself broke (bad URL, not HTTP, ...)
+                raise InfraError(f"{where}: {self._redact(describe_error(exc))}") from None
             if attempt == self.retry.max_attempts:
                 raise InfraError(f"{where}: {reason}, {attempt} attempts failed")
             if request.budget is not None and not request.budget.take():

@@ -123,10 +123,16 @@ def split_stop(text: str) -> tuple[str, str | None]:
 
 
 def _record(purpose: str, response: ChatResponse) -> dict[str, Any]:
+    """One user-model call as the trajectory keeps it (content, reasoning, usage)."""
     rec: dict[str, Any] = {"purpose": purpose, "content": response.content}
     if response.reasoning:
         rec["reasoning"] = response.reasoning
     rec["latency_s"] = round(response.latency_s, 6)
+    rec["tokens"] = [response.prompt_tokens, response.completion_tokens]
+    if response.retries:
+        rec["retries"] = response.retries
+    if response.cost_usd is not None:
+        rec["cost_usd"] = round(response.cost_usd, 8)
     return rec
 
 
