@@ -349,8 +349,11 @@ def variants_show(
         )
     task = tasks[task_id]
     strategy = USER_STRATEGIES.get(user_strategy)
-    base = dom.user_system_prompt(task, strategy.name) or base_user_prompt(task.instruction)
-    prompt = strategy(None, sel.apply(base), task.instruction, {}).system_prompt  # type: ignore[arg-type]
+    own = dom.user_system_prompt(task, strategy.name)
+    base = own if own is not None else base_user_prompt(task.instruction)
+    prompt = strategy(  # type: ignore[arg-type]
+        None, sel.apply(base), task.instruction, {}, add_format=own is None
+    ).system_prompt
     click.echo(
         f"# variant {sel.label} | domain {dom.name} task {task.id} | user strategy "
         f"{strategy.name} | injected text sha256 {sel.text_sha256[:12]}",

@@ -7,6 +7,7 @@ other episodes except the read-only domain and the stateless model clients.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 from collections.abc import Mapping
@@ -74,10 +75,15 @@ class _Episode:
             "seed": s.seed,
         }
         base = s.domain.user_system_prompt(s.task, s.user_strategy.name)
+        own_format = base is None  # a domain's prompt already says how to format replies
         if base is None:
             base = base_user_prompt(s.task.instruction)
         self.user = s.user_strategy(
-            self.user_client, s.variant.apply(base), s.task.instruction, meta
+            self.user_client,
+            s.variant.apply(base),
+            s.task.instruction,
+            meta,
+            add_format=own_format,
         )
         tools = s.domain.tools()
         self.tool_names = frozenset(t["function"]["name"] for t in tools)
@@ -177,7 +183,11 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
     try:
         termination, error = await ep.loop()
         if termination != USER_ERROR:
-            result = s.domain.evaluate(s.task, ep.env, ep.said, ep.called)
+            args = (s.task, ep.env, ep.said, ep.called)
+            if s.domain.evaluate_in_thread:  # a slow reward must not stall other episodes
+                result = await asyncio.to_thread(s.domain.evaluate, *args)
+            else:
+                result = s.domain.evaluate(*args)
             reward, breakdown = result.reward, result.breakdown
     except InfraError as exc:
         termination, error = INFRA_ERROR, str(exc)

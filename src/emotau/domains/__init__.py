@@ -48,6 +48,36 @@ def _hotel() -> Domain:
 DOMAINS.add("hotel", _hotel)
 
 
+def _taubench(env_name: str, split: str = "test") -> Callable[[], Domain]:
+    def make() -> Domain:
+        from emotau.domains.taubench import TauBenchDomain
+
+        return TauBenchDomain(env_name, split)
+
+    return make
+
+
+DOMAINS.add("tau-bench:retail", _taubench("retail"))
+DOMAINS.add("tau-bench:retail:train", _taubench("retail", "train"))
+DOMAINS.add("tau-bench:retail:dev", _taubench("retail", "dev"))
+DOMAINS.add("tau-bench:airline", _taubench("airline"))
+
+
+def _tau2(name: str) -> Callable[[], Domain]:
+    def make() -> Domain:
+        from emotau.domains.tau2 import Tau2Domain
+
+        return Tau2Domain(name)
+
+    return make
+
+
+DOMAINS.add("tau2:mock", _tau2("mock"))
+DOMAINS.add("tau2:airline", _tau2("airline"))
+DOMAINS.add("tau2:retail", _tau2("retail"))
+DOMAINS.add("tau2:telecom", _tau2("telecom"))
+
+
 def _instantiate(obj: object, name: str) -> Domain:
     if isinstance(obj, Domain):
         return obj

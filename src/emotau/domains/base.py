@@ -86,6 +86,8 @@ class Domain(ABC):
     terminal_tools: frozenset[str] = frozenset({"transfer_to_human_agents"})
     #: tools that change the state (used by the scripted agent to ask for confirmation)
     write_tools: frozenset[str] = frozenset()
+    #: run :meth:`evaluate` in a worker thread (for rewards that take tens of milliseconds)
+    evaluate_in_thread: bool = False
 
     def __init__(self) -> None:
         self._gt_fingerprints: dict[int, str] = {}

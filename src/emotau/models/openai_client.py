@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import json
 import os
 import random
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 METADATA_HEADER = "X-Emotau-Metadata"
 #: what the mock server puts in ``system_fingerprint``: its replies come from scripted models
 SYNTHETIC_FINGERPRINT = "emotau-scripted"
+#: what the low-level post returns: the completion JSON as-is (a bare ``dict`` breaks openai 2.x)
+_JSON = dict[str, Any]
 #: statuses worth retrying besides 5xx
 _RETRY_STATUS = {408, 409, 429}
 
@@ -112,17 +116,14 @@ class _Empty(Exception):
     pass
 
 
-def _http_client_class(openai: Any) -> Any:
-    """The SDK's aiohttp-backed client when aiohttp is installed, else its httpx client."""
+def _http_client_classes(openai: Any) -> list[Any]:
+    """The SDK's aiohttp-backed client first (when aiohttp is installed), then its httpx one."""
+    out = []
     aio = getattr(openai, "DefaultAioHttpClient", None)
-    if aio is not None:
-        try:
-            import aiohttp  # noqa: F401
-
-            return aio
-        except ImportError:
-            pass
-    return openai.DefaultAsyncHttpxClient
+    if aio is not None and importlib.util.find_spec("aiohttp") is not None:
+        out.append(aio)
+    out.append(openai.DefaultAsyncHttpxClient)
+    return out
 
 
 class OpenAIClient(ModelClient):
@@ -143,22 +144,25 @@ class OpenAIClient(ModelClient):
     # -- transport ------------------------------------------------------------------------
     def _ensure(self) -> Any:
         if self._client is None:
-            import importlib
-
             import openai
             from openai import AsyncOpenAI
 
             # openai 1.x/2.x build on httpx, 3.x on httpx2: take Limits from whichever it is.
             # With aiohttp installed, the SDK's aiohttp transport is used: same API, about
             # half the CPU per request under high concurrency.
-            http_cls = _http_client_class(openai)
-            base = next(c for c in http_cls.__mro__ if c.__name__ == "AsyncClient")
-            lib = importlib.import_module(base.__module__.split(".")[0])
+            http = None
             n = max(1, self.settings.max_connections)
-            http = http_cls(
-                limits=lib.Limits(max_connections=n, max_keepalive_connections=n),
-                timeout=self.config.timeout,
-            )
+            for http_cls in _http_client_classes(openai):
+                base = next(c for c in http_cls.__mro__ if c.__name__ == "AsyncClient")
+                lib = importlib.import_module(base.__module__.split(".")[0])
+                try:
+                    http = http_cls(
+                        limits=lib.Limits(max_connections=n, max_keepalive_connections=n),
+                        timeout=self.config.timeout,
+                    )
+                    break
+                except RuntimeError:  # e.g. openai 1.x/2.x without its httpx-aiohttp extra
+                    continue
             self._client = AsyncOpenAI(
                 base_url=self.config.base_url,
                 api_key=self._key,
@@ -225,12 +229,12 @@ class OpenAIClient(ModelClient):
                 started = time.perf_counter()
                 if sem is None:
                     raw = await client.post(
-                        "/chat/completions", body=body, cast_to=dict, options=post_options
+                        "/chat/completions", body=body, cast_to=_JSON, options=post_options
                     )
                 else:
                     async with sem:
                         raw = await client.post(
-                            "/chat/completions", body=body, cast_to=dict, options=post_options
+                            "/chat/completions", body=body, cast_to=_JSON, options=post_options
                         )
                 latency = time.perf_counter() - started
                 response = self._parse(raw, request)

@@ -39,6 +39,11 @@ _CONFIRM_MARK = "Shall I go ahead?"
 _YES_RE = re.compile(r"\b(yes|yeah|yep|go ahead|please do|proceed|ok|okay|sure|confirm)", re.I)
 
 
+def _damaged(result: str) -> bool:
+    """Whether a tool result says the call itself could not be read (not a tool's refusal)."""
+    return "arguments are not valid JSON" in result or "arguments must be a JSON object" in result
+
+
 def _number(value: Any, name: str, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
         raise ValueError(f"option {name!r} must be a number from {lo:g} to {hi:g}, got {value!r}")
@@ -120,8 +125,8 @@ class ScriptedAgent(ModelClient):
     ) -> tuple[int, list[str], str]:
         """(successful calls so far, texts said to the customer, last customer message).
 
-        A call whose result was an error (e.g. its JSON was damaged in transit) does not count,
-        so the oracle tries the same action again.
+        A call that arrived damaged (its JSON cut in transit) does not count, so the oracle tries
+        it again; a call the tool itself rejected counts (ground truths contain such calls).
         """
         calls = 0
         said: list[str] = []
@@ -148,12 +153,12 @@ class ScriptedAgent(ModelClient):
                 if not m.get("tool_calls") and content:
                     said.append(content)
             elif role == "tool":
-                if pending.pop(m.get("tool_call_id", ""), None) and not content.startswith("Error"):
-                    calls += 1
+                if pending.pop(m.get("tool_call_id", ""), None) is not None:
+                    calls += 0 if _damaged(content) else 1
             elif role == "user":
                 if content.startswith("Observation:"):
-                    if pending.pop("text", None) and not content.startswith("Observation: Error"):
-                        calls += 1
+                    if pending.pop("text", None):
+                        calls += 0 if _damaged(content) else 1
                 else:
                     last_user = content
         return calls, said, last_user

@@ -147,10 +147,12 @@ class UserStrategy(ABC):
         instruction: str,
         metadata: Mapping[str, Any],
         max_attempts: int = 3,
+        add_format: bool = True,
     ) -> None:
         self.client = client
         self.instruction = instruction
-        self.system_prompt = system_prompt + self.prompt_suffix()
+        # add_format=False: the prompt (e.g. an upstream benchmark's) already sets the format
+        self.system_prompt = system_prompt + (self.prompt_suffix() if add_format else "")
         self.metadata = {
             **metadata,
             "role": "user",
@@ -219,7 +221,8 @@ class LLMUser(UserStrategy):
     name = "llm"
 
 
-_MESSAGE_RE = re.compile(r"^\s*Message\s*:", re.IGNORECASE | re.MULTILINE)
+#: where the message starts: emotau's "Message:", or tau-bench's react "User Response:"
+_MESSAGE_RE = re.compile(r"^\s*(?:Message|User Response)\s*:", re.IGNORECASE | re.MULTILINE)
 _THOUGHT_RE = re.compile(r"^\s*Thought\s*:", re.IGNORECASE | re.MULTILINE)
 
 

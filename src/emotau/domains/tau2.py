@@ -1,0 +1,435 @@
+"""tau2-bench (sierra-research/tau2-bench, also called tau^3-bench) as emotau domains.
+
+``--domain tau2:mock`` (and ``tau2:airline``, ``tau2:retail``, ``tau2:telecom`` when the
+installed data has them). Everything comes from the installed upstream package at run time;
+emotau ships none of its code or data. Install upstream from its repository (Python >= 3.12)::
+
+    git clone https://github.com/sierra-research/tau2-bench
+    pip install -e ./tau2-bench
+    export TAU2_DATA_DIR=$PWD/tau2-bench/data      # the PARENT of tau2/
+
+How it maps onto emotau (see ``docs/tau2.md`` for what is and is not supported):
+
+- tools: upstream's agent tool objects (``Tool.openai_schema``); ``write_tools`` are those
+  upstream types as ``WRITE``. User-side tools (telecom, mock) are not available to emotau's
+  simulated customer.
+- policy: upstream's ``LLMAgent`` system prompt (its agent instruction + the domain policy),
+  built by upstream's code.
+- tasks: upstream's task set (default split), ``Task.id`` = position, upstream id in
+  ``metadata["upstream_id"]``; ``actions`` are the assistant-side gold actions and ``outputs``
+  the ``communicate_info`` strings.
+- environment: one upstream ``Environment`` per episode, initialised as upstream's orchestrator
+  does (``set_state`` with the task's initialisation data, actions and message history); every
+  tool call runs through upstream's ``Environment.get_response`` and is recorded as upstream
+  ``AssistantMessage``/``ToolMessage`` objects.
+- reward: upstream's ``evaluate_simulation(..., EvaluationType.ALL)`` on a ``SimulationRun``
+  built from the task's message history, the recorded tool calls and what the agent said.
+  Natural-language assertions are never sent to upstream's hard-coded judge model: without a
+  ``nl_judge`` they are reported as not judged (see :meth:`Tau2Domain.evaluate`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from emotau.domains.base import Action, Domain, Environment, RewardResult, Task, ToolResult
+from emotau.errors import UserError
+
+#: upstream needs this Python (pyproject: requires-python >=3.12,<3.14)
+MIN_PYTHON = (3, 12)
+#: the domains emotau exposes as ``tau2:<name>``
+DOMAIN_NAMES = ("mock", "airline", "retail", "telecom")
+INSTALL = (
+    "install tau2-bench from its repository into a Python >= 3.12 environment: "
+    "git clone https://github.com/sierra-research/tau2-bench && pip install -e ./tau2-bench, "
+    "then set TAU2_DATA_DIR to the checkout's data directory (the parent of tau2/, e.g. "
+    "tau2-bench/data). Do not `pip install tau2`: that PyPI package is unrelated"
+)
+
+#: a judge for natural-language assertions: (assertions, upstream messages) -> one
+#: ``(met, justification)`` per assertion, in order
+NLJudge = Callable[[list[str], list[Any]], Sequence[tuple[bool, str]]]
+
+
+def _upstream() -> Any:
+    """Import upstream tau2 (no network for litellm), or raise a one-line UserError."""
+    if sys.version_info[:2] < MIN_PYTHON:
+        raise UserError(
+            f"tau2 domains need Python >= {'.'.join(map(str, MIN_PYTHON))} (this is "
+            f"{sys.version.split()[0]}); {INSTALL}"
+        )
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:  # upstream logs through loguru on import (.env, data dir) and on every replay
+        from loguru import logger
+
+        logger.disable("tau2")
+    except ImportError:  # loguru is an upstream dependency: missing means no upstream
+        pass
+    try:
+        import tau2.registry  # imports and registers every upstream domain
+        from tau2.utils import utils as tau2_utils
+    except ImportError as exc:
+        raise UserError(f"tau2-bench is not importable ({exc}); {INSTALL}") from None
+    data_dir = Path(tau2_utils.DATA_DIR)
+    if not (data_dir / "tau2" / "domains").is_dir():
+        hint = (
+            " (it looks like the tau2/ folder itself: use its parent)"
+            if (data_dir / "domains").is_dir()
+            else ""
+        )
+        raise UserError(
+            f"tau2-bench data not found: {data_dir / 'tau2' / 'domains'} does not exist"
+            f"{hint}; set TAU2_DATA_DIR to the checkout's data directory (the parent of tau2/)"
+        )
+    import tau2
+
+    return tau2
+
+
+@functools.cache
+def upstream_version() -> str:
+    """``tau2-bench <package version> git:<commit>`` of the installed upstream."""
+    tau2 = _upstream()
+    try:
+        pkg = metadata.version("tau2")
+    except metadata.PackageNotFoundError:
+        pkg = "unknown"
+    root = Path(tau2.__file__).resolve().parent.parent.parent  # src/tau2/__init__.py -> repo
+    commit = "unknown"
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            commit = out[:12] or commit
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return f"tau2-bench {pkg} git:{commit}"
+
+
+def _needs_nl_judge(t2task: Any) -> bool:
+    from tau2.data_model.tasks import RewardType
+
+    ec = t2task.evaluation_criteria
+    return bool(ec is not None and RewardType.NL_ASSERTION in ec.reward_basis and ec.nl_assertions)
+
+
+def _opening(t2task: Any) -> str:
+    """A one-line request for the scripted user (upstream's instructions, first sentence)."""
+    ins = t2task.user_scenario.instructions
+    text = getattr(ins, "reason_for_call", None) or str(ins)
+    text = " ".join(text.split())
+    first = text.split(". ")[0].rstrip(".")
+    return f"{first}." if first else ""
+
+
+class Tau2Environment(Environment):
+    """One episode's upstream ``Environment``; records every tool call as upstream messages."""
+
+    def __init__(self, domain: Tau2Domain, t2task: Any) -> None:
+        self.domain = domain
+        self.t2task = t2task
+        self.env = domain.build_upstream_env()
+        init = t2task.initial_state
+        self.history: list[Any] = (
+            [m.model_copy(deep=True) for m in init.message_history]
+            if init is not None and init.message_history
+            else []
+        )
+        self.env.set_state(
+            initialization_data=init.initialization_data if init is not None else None,
+            initialization_actions=init.initialization_actions if init is not None else None,
+            message_history=[m.model_copy(deep=True) for m in self.history],
+        )
+        self.env.sync_tools()
+        #: upstream AssistantMessage/ToolMessage pairs, in execution order
+        self.recorded: list[Any] = []
+
+    def execute(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        from tau2.data_model.message import AssistantMessage, ToolCall
+
+        try:
+            call = ToolCall(
+                id=f"call_{len(self.recorded) // 2 + 1}",
+                name=str(name),
+                arguments=dict(arguments) if isinstance(arguments, Mapping) else {},
+                requestor="assistant",
+            )
+            result = self.env.get_response(call)  # upstream: exception -> "Error: ..."
+        except Exception as exc:  # never raise into the engine
+            return ToolResult(f"Error: {type(exc).__name__}: {exc}", error=True)
+        self.recorded.append(AssistantMessage(role="assistant", content=None, tool_calls=[call]))
+        self.recorded.append(result)
+        return ToolResult(result.content or "", error=bool(result.error))
+
+    def fingerprint(self) -> str:
+        return f"{self.env.get_db_hash()}|{self.env.get_user_db_hash()}"
+
+    def trajectory(self, said: Sequence[str]) -> list[Any]:
+        """The task's message history, then the recorded tool calls, then what the agent said.
+
+        emotau does not give the domain the order of tool calls relative to messages, nor the
+        customer's messages; upstream's DB, env-assertion, action and communicate checks do not
+        depend on either.
+        """
+        from tau2.data_model.message import AssistantMessage
+
+        spoken = [AssistantMessage(role="assistant", content=s) for s in said if s]
+        return [
+            *(m.model_copy(deep=True) for m in self.history),
+            *(m.model_copy(deep=True) for m in self.recorded),
+            *spoken,
+        ]
+
+
+class Tau2Domain(Domain):
+    """``tau2:<domain>``: upstream tau2-bench's tools, policy, tasks, environment and evaluator."""
+
+    evaluate_in_thread = True
+
+    def __init__(
+        self, domain: str = "mock", task_set: str | None = None, nl_judge: NLJudge | None = None
+    ) -> None:
+        super().__init__()
+        if domain not in DOMAIN_NAMES:
+            raise UserError(f"unknown tau2 domain {domain!r}; allowed: {', '.join(DOMAIN_NAMES)}")
+        _upstream()
+        from tau2.agent.llm_agent import LLMAgent
+        from tau2.environment.toolkit import ToolType, get_tool_types
+        from tau2.registry import registry
+
+        self.upstream_name = domain
+        self.task_set = task_set or domain
+        self.name = f"tau2:{domain}" + ("" if self.task_set == domain else f":{self.task_set}")
+        self.version = upstream_version()
+        self.nl_judge = nl_judge
+        self._env_constructor = registry.get_env_constructor(domain)
+        try:
+            env = self.build_upstream_env()
+            t2tasks = list(registry.get_tasks_loader(self.task_set)())
+        except (FileNotFoundError, OSError) as exc:
+            raise UserError(
+                f"tau2 domain {domain!r} cannot be loaded: upstream data file missing "
+                f"({exc}); this tau2-bench checkout lacks it (TAU2_DATA_DIR or a partial clone?)"
+            ) from None
+        tools = env.get_tools()
+        self._tools = [t.openai_schema for t in tools]
+        # upstream's own agent system prompt: its agent instruction wrapped around the policy
+        self._policy = LLMAgent(
+            tools=tools, domain_policy=env.get_policy(), llm="none"
+        ).system_prompt
+        types = get_tool_types(env.tools)
+        self.write_tools = frozenset(n for n, t in types.items() if t == ToolType.WRITE)
+        self.terminal_tools = frozenset(
+            {"transfer_to_human_agents"} & {t.name for t in tools}
+        ) or frozenset({"transfer_to_human_agents"})
+        self.has_user_tools = env.user_tools is not None
+        self._t2tasks = t2tasks
+        self._tasks = [self._task(i, t) for i, t in enumerate(t2tasks)]
+
+    # ------------------------------------------------------------------ upstream objects
+    def build_upstream_env(self) -> Any:
+        """A fresh upstream ``Environment`` built by upstream's registry constructor."""
+        return self._env_constructor(solo_mode=False)
+
+    def upstream_task(self, task: Task | int) -> Any:
+        """The upstream ``tau2.data_model.tasks.Task`` behind an emotau task (or its index)."""
+        return self._t2tasks[task if isinstance(task, int) else task.id]
+
+    def _task(self, i: int, t: Any) -> Task:
+        ec = t.evaluation_criteria
+        gold = list(ec.actions or []) if ec is not None else []
+        init = t.initial_state
+        user_side = (
+            [a for a in gold if a.requestor != "assistant"]
+            + [a for a in (ec.env_assertions or []) if a.env_type == "user"]
+            if ec is not None
+            else []
+        )
+        meta: dict[str, Any] = {
+            "upstream_id": t.id,
+            "reward_basis": [r.value for r in ec.reward_basis] if ec is not None else [],
+            "nl_assertions": list(ec.nl_assertions or []) if ec is not None else [],
+            "needs_nl_judge": _needs_nl_judge(t),
+            "needs_user_tools": bool(user_side),
+            "has_message_history": bool(init is not None and init.message_history),
+        }
+        return Task(
+            id=i,
+            instruction=str(t.user_scenario),
+            actions=tuple(
+                Action(a.name, dict(a.arguments)) for a in gold if a.requestor == "assistant"
+            ),
+            outputs=tuple(ec.communicate_info or ()) if ec is not None else (),
+            opening=_opening(t),
+            metadata=meta,
+        )
+
+    # ------------------------------------------------------------------ Domain interface
+    def tasks(self) -> Sequence[Task]:
+        return self._tasks
+
+    def tools(self) -> list[dict[str, Any]]:
+        return self._tools
+
+    def policy(self) -> str:
+        return self._policy
+
+    def new_environment(self, task: Task) -> Tau2Environment:
+        return Tau2Environment(self, self.upstream_task(task))
+
+    def user_system_prompt(self, task: Task, strategy: str) -> str:
+        """Upstream ``UserSimulator.system_prompt`` for the task, built by upstream's code.
+
+        The simulator is built with no tools (emotau's customer cannot call tools), so upstream
+        picks ``simulation_guidelines.md``; its ``<scenario>`` is ``str(task.user_scenario)``.
+        Constructing it makes no LLM call. A variant only appends its block to this text.
+        """
+        from tau2.user.user_simulator import UserSimulator
+
+        t2task = self.upstream_task(task)
+        user = UserSimulator(llm="none", instructions=str(t2task.user_scenario), tools=None)
+        return user.system_prompt
+
+    def ground_truth_fingerprint(self, task: Task) -> str:
+        """Fingerprint of upstream's gold environment (initial state + gold actions), cached."""
+        fp = self._gt_fingerprints.get(task.id)
+        if fp is None:
+            t2task = self.upstream_task(task)
+            env = Tau2Environment(self, t2task)
+            ec = t2task.evaluation_criteria
+            for a in (ec.actions or []) if ec is not None else []:
+                with contextlib.suppress(Exception):  # upstream logs and goes on
+                    env.env.make_tool_call(a.name, requestor=a.requestor, **a.arguments)
+            env.env.sync_tools()
+            fp = self._gt_fingerprints[task.id] = env.fingerprint()
+        return fp
+
+    def simulation(
+        self, task: Task, env: Tau2Environment, said: Sequence[str], termination: str = "user_stop"
+    ) -> Any:
+        """An upstream ``SimulationRun`` holding the episode's trajectory."""
+        from tau2.data_model.simulation import SimulationRun
+        from tau2.utils.utils import get_now
+
+        now = get_now()
+        return SimulationRun(
+            id=str(uuid.uuid4()),
+            task_id=self.upstream_task(task).id,
+            start_time=now,
+            end_time=now,
+            duration=0.0,
+            termination_reason=termination,
+            messages=env.trajectory(said),
+        )
+
+    def evaluate(
+        self,
+        task: Task,
+        env: Environment,
+        said: Sequence[str],
+        called: Sequence[str] | None = None,
+    ) -> RewardResult:
+        """Upstream's ``evaluate_simulation(..., EvaluationType.ALL)`` reward and breakdown.
+
+        The breakdown is upstream's ``RewardInfo`` as JSON plus ``nl_judged``:
+
+        - ``None``: the task's reward does not depend on NL assertions; the reward is upstream's.
+        - ``True``: they were judged by this domain's ``nl_judge``, through upstream's
+          ``NLAssertionsEvaluator`` logic; the reward is upstream's reward with that judge.
+        - ``False``: the task needs the judge and none was given. The reward is upstream's
+          product of every other component (DB, env assertions, action, communicate) and is an
+          upper bound: a 0 is final, a 1 is not. ``NL_ASSERTION`` is ``None`` in
+          ``reward_breakdown``.
+
+        The episode is evaluated as ended by the customer (upstream's USER_STOP): the domain is
+        not told how the episode ended, so upstream's 0 for ``max_steps``/too many errors is
+        not applied here.
+        """
+        from tau2.data_model.tasks import RewardType
+        from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
+        from tau2.evaluator.evaluator_nl_assertions import NLAssertionsEvaluator
+
+        if not isinstance(env, Tau2Environment):
+            raise TypeError("Tau2Domain.evaluate needs the Tau2Environment of the episode")
+        t2task = self.upstream_task(task)
+        sim = self.simulation(task, env, said)
+        needs_nl = _needs_nl_judge(t2task)
+        judged_task = t2task
+        if needs_nl:  # never reach upstream's hard-coded judge model
+            judged_task = t2task.model_copy(deep=True)
+            ec = judged_task.evaluation_criteria
+            ec.reward_basis = [r for r in ec.reward_basis if r != RewardType.NL_ASSERTION]
+        try:
+            info = evaluate_simulation(
+                simulation=sim,
+                task=judged_task,
+                evaluation_type=EvaluationType.ALL,
+                solo_mode=False,
+                domain=self.upstream_name,
+            )
+        except Exception as exc:
+            # e.g. an env assertion about a record the agent never created raises in upstream;
+            # upstream retries the whole simulation and then books an infrastructure error.
+            # Here the agent's trajectory is what failed the check: scored 0, error recorded.
+            return RewardResult(
+                0.0,
+                {
+                    "reward": 0.0,
+                    "evaluation_error": f"{type(exc).__name__}: {exc}",
+                    "note": "upstream's evaluator raised on this trajectory (upstream would "
+                    "record an infrastructure error); emotau scores it 0",
+                    "reward_basis": [r.value for r in t2task.evaluation_criteria.reward_basis],
+                    "nl_judged": None,
+                    "upstream_task_id": t2task.id,
+                },
+            )
+        reward = float(info.reward)
+        nl_judged: bool | None = None
+        if needs_nl:
+            breakdown_nl: float | None = None
+            if self.nl_judge is not None:
+                judge = self.nl_judge
+
+                class _Judged(NLAssertionsEvaluator):
+                    @classmethod
+                    def evaluate_nl_assertions(cls, trajectory, nl_assertions):  # type: ignore[override]
+                        from tau2.data_model.simulation import NLAssertionCheck
+
+                        return [
+                            NLAssertionCheck(nl_assertion=a, met=bool(m), justification=str(j))
+                            for a, (m, j) in zip(
+                                nl_assertions, judge(list(nl_assertions), trajectory), strict=True
+                            )
+                        ]
+
+                nl_info = _Judged.calculate_reward(task=t2task, full_trajectory=sim.messages)
+                reward *= nl_info.reward
+                breakdown_nl = float(nl_info.reward)
+                info.nl_assertions = nl_info.nl_assertions
+                nl_judged = True
+            else:
+                nl_judged = False
+            info.reward = reward
+            info.reward_basis = t2task.evaluation_criteria.reward_basis
+            info.reward_breakdown = {
+                **(info.reward_breakdown or {}),
+                RewardType.NL_ASSERTION: breakdown_nl,
+            }
+        breakdown = info.model_dump(mode="json")
+        breakdown["nl_judged"] = nl_judged
+        breakdown["upstream_task_id"] = t2task.id
+        return RewardResult(reward, breakdown)

@@ -1,0 +1,181 @@
+"""tau-bench (sierra-research/tau-bench, "v1") as emotau domains.
+
+``--domain tau-bench:retail`` (test split; also ``tau-bench:retail:train`` and ``:dev``) and
+``--domain tau-bench:airline`` (test only). Upstream's data, tools, policy text (wiki), tasks and
+user prompts are used as they are, imported at run time from the installed package: emotau
+ships none of them. Install upstream from its repository::
+
+    git clone https://github.com/sierra-research/tau-bench && pip install -e ./tau-bench
+
+How it maps onto emotau:
+- tools run through upstream's own ``Tool.invoke`` on an episode's own copy of the data, as
+  upstream's ``Env.step`` does for a tool action (an exception becomes ``"Error: ..."``);
+- the control user's system prompt is upstream's own prompt for the user strategy, built by
+  upstream's code for the task's instruction (``react`` gets upstream's react prompt); a
+  variant only appends its block. No upstream module or class is patched;
+- the reward is upstream's rule, with upstream's own hash (``consistent_hash(to_hashable(.))``):
+  the final data hash must equal the hash after replaying the ground-truth actions on fresh
+  data, and every required output must be a case-insensitive substring (commas removed) of a
+  message to the customer. The ground-truth hash is computed once per task and cached, and the
+  reward runs in a worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from emotau.domains.base import Action, Domain, Environment, RewardResult, Task, ToolResult
+from emotau.errors import UserError
+
+INSTALL = (
+    "tau-bench is not installed in this Python; install it from its repository: "
+    "git clone https://github.com/sierra-research/tau-bench && pip install -e ./tau-bench"
+)
+SPLITS = {"retail": ("test", "train", "dev"), "airline": ("test",)}
+_READ_PREFIXES = ("get_", "find_", "list_", "search_", "calculate", "think")
+
+
+def _upstream() -> Any:
+    """Import upstream tau-bench without letting litellm fetch anything from the network."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import tau_bench.envs
+        import tau_bench.envs.base
+        import tau_bench.envs.user
+    except ImportError as exc:
+        raise UserError(f"{INSTALL} ({exc})") from None
+    return tau_bench
+
+
+@functools.cache
+def upstream_version() -> str:
+    """The git commit of an editable checkout, else the installed package version."""
+    tau_bench = _upstream()
+    root = Path(tau_bench.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        if sha:
+            return f"git:{sha[:12]}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return f"pkg:{metadata.version('tau_bench')}"
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class TauBenchEnvironment(Environment):
+    """One episode's copy of upstream's data, changed only through upstream's tools."""
+
+    def __init__(self, domain: TauBenchDomain) -> None:
+        self.domain = domain
+        self.data = domain.load_data()
+
+    def execute(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        tool = self.domain.tools_map.get(name)
+        if tool is None:
+            return ToolResult(f"Unknown action {name}", error=True)
+        try:
+            out = tool.invoke(data=self.data, **dict(arguments))
+        except Exception as exc:  # upstream's Env.step turns any exception into this text
+            return ToolResult(f"Error: {exc}", error=True)
+        text = str(out)
+        return ToolResult(text, error=text.startswith("Error"))
+
+    def fingerprint(self) -> str:
+        base = _upstream().envs.base
+        return base.consistent_hash(base.to_hashable(self.data))
+
+
+class TauBenchDomain(Domain):
+    evaluate_in_thread = True
+
+    def __init__(self, env_name: str, split: str = "test") -> None:
+        super().__init__()
+        if env_name not in SPLITS:
+            raise UserError(f"unknown tau-bench environment {env_name!r}; allowed: retail, airline")
+        if split not in SPLITS[env_name]:
+            raise UserError(
+                f"tau-bench {env_name} has no split {split!r}; allowed: "
+                + ", ".join(SPLITS[env_name])
+            )
+        tb = _upstream()
+        # the "human" user strategy builds no LLM user, so constructing the env calls no model
+        env = tb.envs.get_env(
+            env_name, user_strategy="human", user_model="none", task_split=split, task_index=0
+        )
+        self.env_name = env_name
+        self.split = split
+        self.name = f"tau-bench:{env_name}" + ("" if split == "test" else f":{split}")
+        self.version = upstream_version()
+        self.tools_map = dict(env.tools_map)
+        self.load_data = env.data_load_func
+        self._tools = list(env.tools_info)
+        self._wiki = env.wiki
+        self.terminal_tools = frozenset(env.terminate_tools)
+        self.write_tools = frozenset(
+            n
+            for n in self.tools_map
+            if not n.startswith(_READ_PREFIXES) and n not in self.terminal_tools
+        )
+        self._tasks = [
+            Task(
+                id=i,
+                instruction=t.instruction,
+                actions=tuple(Action(a.name, dict(a.kwargs)) for a in t.actions),
+                outputs=tuple(t.outputs),
+                metadata={"user_id": t.user_id},
+            )
+            for i, t in enumerate(env.tasks)
+        ]
+
+    def tasks(self) -> Sequence[Task]:
+        return self._tasks
+
+    def tools(self) -> list[dict[str, Any]]:
+        return self._tools
+
+    def policy(self) -> str:
+        return self._wiki
+
+    def new_environment(self, task: Task) -> Environment:
+        return TauBenchEnvironment(self)
+
+    def user_system_prompt(self, task: Task, strategy: str) -> str:
+        """Upstream's own user prompt for the strategy, built by upstream's code."""
+        user = _upstream().envs.user
+        cls = user.ReactUserSimulationEnv if strategy == "react" else user.LLMUserSimulationEnv
+        # build_system_prompt reads only the instruction: no __init__, so no LLM call is made
+        return cls.__new__(cls).build_system_prompt(task.instruction)
+
+    def evaluate(
+        self,
+        task: Task,
+        env: Environment,
+        said: Sequence[str],
+        called: Sequence[str] | None = None,
+    ) -> RewardResult:
+        """Upstream's ``calculate_reward`` rule (transfers are not checked, as upstream)."""
+        gt = self.ground_truth_fingerprint(task)
+        r_actions = env.fingerprint() == gt
+        breakdown: dict[str, Any] = {"r_actions": r_actions, "gt_data_hash": gt}
+        ok = r_actions
+        if task.outputs:
+            folded = [s.lower().replace(",", "") for s in said if isinstance(s, str)]
+            outputs = {o: any(o.lower() in s for s in folded) for o in task.outputs}
+            breakdown["r_outputs"] = 1.0 if all(outputs.values()) else 0.0
+            breakdown["outputs"] = outputs
+            ok = ok and all(outputs.values())
+        return RewardResult(1.0 if ok else 0.0, breakdown)
