@@ -148,29 +148,41 @@ def spec_from_options(opts: dict[str, Any]) -> Any:
     return build_spec(opts["config"], overrides)
 
 
+def execution_options(fn: Any) -> Any:
+    """How a run is executed (shared by `run` and `resume`; none of it changes the results)."""
+    opts = [
+        click.option("--shard", help="Run only slice i of N of the grid, e.g. 0/4."),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 1024),
+            default=1,
+            show_default=True,
+            help="Local processes sharing the shard (when one process cannot keep up).",
+        ),
+        click.option(
+            "--no-preflight",
+            is_flag=True,
+            help="Do not check the endpoints before the first episode.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table."),
+        click.option(
+            "--progress",
+            type=click.Choice(["auto", "bar", "log", "none"]),
+            default="auto",
+            show_default=True,
+            help="Progress display (auto: bar on a terminal, log lines otherwise).",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 @cli.command()
 @spec_options
-@click.option("--shard", help="Run only slice i of N of the grid, e.g. 0/4.")
+@execution_options
 @click.option(
     "--new-run", is_flag=True, help="If the spec changed, start <name>-2 instead of stopping."
-)
-@click.option(
-    "--no-preflight", is_flag=True, help="Do not check the endpoints before the first episode."
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 1024),
-    default=1,
-    show_default=True,
-    help="Local processes sharing the shard (when one process cannot keep up).",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
-@click.option(
-    "--progress",
-    type=click.Choice(["auto", "bar", "log", "none"]),
-    default="auto",
-    show_default=True,
-    help="Progress display (auto: bar on a terminal, log lines otherwise).",
 )
 def run(**opts: Any) -> None:
     """Run or resume an experiment, then print its summary."""
@@ -219,14 +231,7 @@ def _finish(go: Any, quiet: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--shard", help="Run only slice i of N of the grid, e.g. 0/4.")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 1024),
-    default=1,
-    show_default=True,
-    help="Local processes sharing the shard.",
-)
+@execution_options
 @click.option(
     "--max-concurrency",
     type=click.IntRange(1, 100_000),
@@ -238,16 +243,6 @@ def _finish(go: Any, quiet: bool) -> None:
 @click.option("--judge-base-url", help="New base URL of the judge's server.")
 @click.option("--api-key-env", help="Name of the environment variable holding the API key.")
 @click.option("--spec-file", type=click.Path(dir_okay=False), hidden=True)
-@click.option(
-    "--no-preflight", is_flag=True, help="Do not check the endpoints before the first episode."
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table.")
-@click.option(
-    "--progress",
-    type=click.Choice(["auto", "bar", "log", "none"]),
-    default="auto",
-    show_default=True,
-)
 def resume(run_dir: str, **opts: Any) -> None:
     """Continue RUN_DIR from its own frozen spec (no config needed).
 
