@@ -640,3 +640,57 @@ def test_workers_and_resume_use_the_current_endpoints(tmp_path) -> None:
         assert r.returncode == 0 and "4 episodes run now" in r.stderr, r.stderr
     s = json.loads(emotau("summary", str(tmp_path / "moved"), "--format", "json").stdout)
     assert s["complete"]
+
+
+def test_oracle_mode_for_clients_without_metadata() -> None:
+    """Upstream harnesses send no metadata: the mock recognises the task from the prompts."""
+    from toydomain import ToyDomain
+
+    task = ToyDomain().tasks()[0]
+
+    def post(url: str, body: dict) -> dict:
+        req = urllib.request.Request(
+            url + "/chat/completions",
+            method="POST",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())["choices"][0]["message"]
+
+    with mock_server("--skill", "1.0", "--oracle-domains", "toydomain:ToyDomain") as url:
+        user = post(
+            url,
+            {
+                "model": "scripted-user",
+                "messages": [
+                    {
+                        "role": "system",
+                        "content": f"You play a customer.\n\nInstruction: {task.instruction}",
+                    },
+                    {"role": "user", "content": "Hi! How can I help you today?"},
+                ],
+            },
+        )
+        assert user["content"].endswith("[toydomain:ToyDomain#0]")
+        assert "deposit" in user["content"].lower()
+        agent = post(
+            url,
+            {
+                "model": "scripted-agent",
+                "tools": ToyDomain().tools(),
+                "messages": [
+                    {"role": "system", "content": "policy"},
+                    {"role": "user", "content": user["content"]},
+                ],
+            },
+        )
+        assert agent["tool_calls"][0]["function"]["name"] == task.actions[0].name
+        unknown = post(
+            url,
+            {
+                "model": "scripted-user",
+                "messages": [{"role": "user", "content": "Reply with the single word: ready"}],
+            },
+        )
+        assert unknown["content"] == "ready"  # not an episode: the generic probe answer

@@ -443,7 +443,15 @@ def doctor(probes: int, fmt: str, **opts: Any) -> None:
     "--skill", type=float, default=0.92, show_default=True, help="The scripted agent's skill."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def mock_server(host: str, port: int, skill: float, seed: int, **faults: Any) -> None:
+@click.option(
+    "--oracle-domains",
+    default="",
+    help="Comma-separated domains (e.g. tau-bench:retail) whose tasks the scripted models "
+    "recognise in requests without emotau's metadata header (upstream harnesses).",
+)
+def mock_server(
+    host: str, port: int, skill: float, seed: int, oracle_domains: str, **faults: Any
+) -> None:
     """Serve the scripted models over OpenAI-compatible HTTP, with fault injection."""
     import asyncio
 
@@ -455,7 +463,8 @@ def mock_server(host: str, port: int, skill: float, seed: int, **faults: Any) ->
     except ImportError:
         raise UserError("the mock server needs aiohttp: pip install 'emotau[mock]'") from None
     try:
-        backend = MockBackend(Faults(**faults), skill=skill, seed=seed)
+        domains = tuple(d.strip() for d in oracle_domains.split(",") if d.strip())
+        backend = MockBackend(Faults(**faults), skill=skill, seed=seed, oracle_domains=domains)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

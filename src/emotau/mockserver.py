@@ -25,6 +25,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from emotau.models.base import ChatRequest, ChatResponse, ToolCall
 from emotau.models.openai_client import METADATA_HEADER, SYNTHETIC_FINGERPRINT
 from emotau.models.scripted import ScriptedAgent, ScriptedUser
 
+_TAG_RE = re.compile(r"\[([a-z0-9:_.-]+)#(\d+)\]")
 AGENT_MODELS = {
     "scripted-agent": "oracle",
     "scripted-agent-textcalls": "textcalls",
@@ -95,7 +97,13 @@ class Stats:
 class MockBackend:
     """Turns an OpenAI request into a scripted reply, then applies behaviours and faults."""
 
-    def __init__(self, faults: Faults, skill: float = 0.92, seed: int = 0) -> None:
+    def __init__(
+        self,
+        faults: Faults,
+        skill: float = 0.92,
+        seed: int = 0,
+        oracle_domains: tuple[str, ...] = (),
+    ) -> None:
         faults.check()
         if not (math.isfinite(skill) and 0 <= skill <= 1):
             raise ValueError("skill must be a number from 0 to 1")
@@ -104,6 +112,38 @@ class MockBackend:
         self.rng = random.Random(seed)
         self.stats = Stats()
         self._domains: dict[str, tuple[ScriptedAgent, ScriptedUser]] = {}
+        # for clients that send no metadata (e.g. upstream tau-bench's own run()): recognise a
+        # task from its instruction in the user prompt, and tag the customer's first message
+        self._by_instruction: dict[str, tuple[str, int]] = {}
+        for ref in oracle_domains:
+            for task in load_domain(ref).tasks():
+                self._by_instruction[task.instruction.strip()] = (ref, task.id)
+
+    def infer_metadata(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Episode metadata from the conversation itself ({} if the task is not recognised)."""
+        texts = [str(m.get("content") or "") for m in messages]
+        for text in texts:
+            for instruction, (ref, task_id) in self._by_instruction.items():
+                if instruction in text:
+                    return {
+                        "domain_ref": ref,
+                        "domain": ref,
+                        "task_id": task_id,
+                        "variant": "control",
+                        "trial": 0,
+                        "seed": 0,
+                    }
+            found = _TAG_RE.search(text)
+            if found:
+                return {
+                    "domain_ref": found[1],
+                    "domain": found[1],
+                    "task_id": int(found[2]),
+                    "variant": "control",
+                    "trial": 0,
+                    "seed": 0,
+                }
+        return {}
 
     def _models_for(self, ref: str) -> tuple[ScriptedAgent, ScriptedUser]:
         if ref not in self._domains:
@@ -142,11 +182,23 @@ class MockBackend:
         choice = body.get("tool_choice")
         req = ChatRequest(body.get("messages") or [], tools, choice, meta)
         behaviour = AGENT_MODELS.get(model) or USER_MODELS[model]
+        tag = ""
+        if not meta and self._by_instruction:
+            meta = self.infer_metadata(req.messages)
+            req.metadata = meta
+            if (
+                meta
+                and behaviour == "user"
+                and not any(m.get("role") == "assistant" for m in req.messages)
+            ):  # the agent learns the task from this tag in the customer's first message
+                tag = f" [{meta['domain_ref']}#{meta['task_id']}]"
         if not meta:
             return _probe_reply(req, behaviour)
         agent, user = self._models_for(str(meta.get("domain_ref") or meta["domain"]))
         if behaviour == "user":
-            return await user.complete(req)
+            r = await user.complete(req)
+            r.content = (r.content or "") + tag
+            return r
         if behaviour == "notools" and choice != "required":
             return ChatResponse("I have taken care of that for you. Anything else?")
         r = await agent.complete(req)
