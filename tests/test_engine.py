@@ -232,6 +232,11 @@ def test_infra_error_is_not_scored(toy) -> None:
         ("Thought: a\nMessage: Hi.\nThought: I will lie later.", "Hi."),
         ("Thought: x\nMessage: one\nThought: y\nMessage: two", "two"),
         ("just text", "just text"),
+        # tau-bench's own react format (its control prompt is upstream's, unchanged)
+        (
+            "Thought:\nI should ask about the refund.\n\nUser Response:\nWhere is my refund?",
+            "Where is my refund?",
+        ),
     ],
 )
 def test_react_parse_never_leaks_thought(raw, expected) -> None:
