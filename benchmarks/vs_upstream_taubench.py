@@ -78,7 +78,8 @@ def reward_timing(n: int) -> tuple[float, float]:
         e = dom.new_environment(task)
         for a in task.actions:
             e.execute(a.name, a.arguments)
-        dom.ground_truth_fingerprint(task)  # cached once per task, as in a run
+        # both ground-truth hashes are computed once per task in a run: warm the caches
+        dom.evaluate(task, e, list(task.outputs), [a.name for a in task.actions])
         t0 = time.perf_counter()
         dom.evaluate(task, e, list(task.outputs), [a.name for a in task.actions])
         ours.append(time.perf_counter() - t0)
