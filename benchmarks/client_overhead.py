@@ -29,22 +29,9 @@ import time
 import urllib.request
 from typing import Any
 
+from emotau.mockserver import spawn
+
 IDEAL = 256 / 0.2
-
-
-def start_mock(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emotau", "mock-server", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()  # "emotau mock server listening on http://127.0.0.1:P/v1"
-    return proc, line.strip().rsplit(" ", 1)[-1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -145,9 +132,9 @@ def _caller_process(url: str, seconds: float, callers: int, out: Any) -> None:
 
 
 def callers_run(seconds: float, processes: int) -> str:
-    proc, url = start_mock("--latency", "0.2")
-    try:
-        s0 = cpu_seconds(proc.pid)
+    with spawn("--latency", "0.2") as mock:
+        url, pid = mock.url, mock.pid
+        s0 = cpu_seconds(pid)
         q: Any = mp.get_context("fork").Queue()
         kids = [
             mp.get_context("fork").Process(
@@ -166,10 +153,8 @@ def callers_run(seconds: float, processes: int) -> str:
         for k in kids:
             k.join()
         wall = time.perf_counter() - t0
-        server = cpu_seconds(proc.pid) - s0
+        server = cpu_seconds(pid) - s0
         st = stats(url)
-    finally:
-        stop(proc)
     done = sum(r[0] for r in results)
     cpu = sum(r[1] for r in results)
     rate = done / wall
@@ -184,16 +169,16 @@ def callers_run(seconds: float, processes: int) -> str:
 
 
 def episodes_run(episodes: int, workers: int, dist: str) -> str:
-    proc, url = start_mock("--latency", "0.2", "--latency-dist", dist)
     trials = max(1, round(episodes / (45 * 6)))
     out = tempfile.mkdtemp()
-    try:
+    with spawn("--latency", "0.2", "--latency-dist", dist) as mock:
+        url = mock.url
         with open(f"{out}/c.toml", "w") as fh:
             fh.write(
                 f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\n'
                 f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\n'
             )
-        s0, r0 = cpu_seconds(proc.pid), stats(url)["requests"]
+        s0, r0 = cpu_seconds(mock.pid), stats(url)["requests"]
         t0 = time.perf_counter()
         child = subprocess.Popen(
             [
@@ -227,10 +212,8 @@ def episodes_run(episodes: int, workers: int, dist: str) -> str:
         _, err = child.communicate()
         assert child.returncode == 0, err
         wall = time.perf_counter() - t0
-        server = cpu_seconds(proc.pid) - s0
+        server = cpu_seconds(mock.pid) - s0
         st = stats(url)
-    finally:
-        stop(proc)
     user, system = map(float, err.strip().splitlines()[-1].split())  # includes the workers
     reqs = st["requests"] - r0
     steady = (b - a) / (tb - ta)
@@ -252,8 +235,8 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores")
 
-    proc, url = start_mock()
-    try:
+    with spawn() as mock:
+        url = mock.url
         for kind in ("small", "hotel"):
             wall, cpu = asyncio.run(overhead(url, args.calls, kind))
             print(
@@ -267,8 +250,6 @@ def main() -> None:
                 else f"litellm, {kind} request: {lite[1]:.2f} ms/call client CPU, "
                 f"{lite[0]:.2f} ms round trip"
             )
-    finally:
-        stop(proc)
     for processes in (1, 2):
         print(callers_run(args.seconds, processes))
     for workers, dist in ((1, "fixed"), (2, "fixed"), (2, "exponential")):

@@ -16,6 +16,7 @@ episode with upstream's calculate_reward (no cache) and with emotau's cached gro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from emotau.mockserver import spawn
 
 UPSTREAM_DRIVER = r"""
 import json, os, sys
@@ -92,23 +95,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--tasks", type=int, default=115)
     args = ap.parse_args()
-    mock = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emotau",
-            "mock-server",
-            "--port",
-            "0",
-            "--skill",
-            "1.0",
-            "--oracle-domains",
-            "tau-bench:retail",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    url = mock.stdout.readline().strip().rsplit(" ", 1)[-1]
+    servers = contextlib.ExitStack()
+    url = servers.enter_context(spawn("--skill", "1.0", "--oracle-domains", "tau-bench:retail")).url
     env = dict(
         os.environ,
         OPENAI_API_BASE=url,
@@ -170,8 +158,7 @@ def main() -> None:
             )
             u = json.loads(u_out.strip().splitlines()[-1])
     finally:
-        mock.terminate()
-        mock.wait()
+        servers.close()
     n = args.tasks * 5
     print(
         f"{n} episodes each ({args.tasks} retail test tasks), concurrency {args.concurrency}, "

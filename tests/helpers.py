@@ -57,24 +57,10 @@ def all_lines(run_dir: Path) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def mock_server(*args: str) -> Iterator[str]:
     """A real `emotau mock-server` process on a free port; yields its base URL (.../v1)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emotau", "mock-server", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(
-            f"mock server did not start: {line} {proc.stderr.read() if proc.stderr else ''}"
-        )
-    try:
-        yield line.strip().rsplit(" ", 1)[-1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    from emotau.mockserver import spawn
+
+    with spawn(*args, env=env()) as server:
+        yield server.url
 
 
 def mock_stats(base_url: str) -> dict[str, Any]:

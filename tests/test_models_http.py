@@ -553,6 +553,7 @@ def test_mock_server_validates_its_options_and_requests(tmp_path) -> None:
         (["--skill", "5"], "skill must be"),
         (["--latency", "nan"], "finite"),
         (["--error-rate", "0.7", "--empty-rate", "0.5"], "add up to at most 1"),
+        (["--oracle-domains", "nowhere"], "unknown domain 'nowhere'"),
     ]:
         r = emotau("mock-server", "--port", "0", *args)
         assert r.returncode == 2 and needle in r.stderr, r.stderr

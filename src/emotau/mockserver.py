@@ -22,12 +22,16 @@ It listens on 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import random
 import re
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +272,37 @@ def _error(status: int, message: str) -> Any:
 
     body = {"error": {"message": message, "type": "mock_error", "code": status}}
     return web.json_response(body, status=status)
+
+
+@dataclass(frozen=True)
+class Spawned:
+    url: str  # base URL, .../v1
+    pid: int
+
+
+@contextlib.contextmanager
+def spawn(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Spawned]:
+    """Run ``emotau mock-server --port 0 ARGS`` in its own process; yield its URL and pid.
+
+    For tests, benchmarks and notebooks: the server is stopped when the block ends.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotau", "mock-server", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else dict(env),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    line = proc.stdout.readline()  # "emotau mock server listening on http://127.0.0.1:P/v1"
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"mock server did not start: {line}{proc.stderr.read()}")
+    try:
+        yield Spawned(line.strip().rsplit(" ", 1)[-1], proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def make_app(backend: MockBackend) -> Any:

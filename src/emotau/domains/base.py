@@ -119,16 +119,19 @@ class Domain(ABC):
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools()]
 
+    def replay_ground_truth(self, task: Task) -> Environment:
+        """A fresh environment after the task's ground-truth actions (terminal tools skipped)."""
+        env = self.new_environment(task)
+        for action in task.actions:
+            if action.name not in self.terminal_tools:
+                env.execute(action.name, action.arguments)
+        return env
+
     def ground_truth_fingerprint(self, task: Task) -> str:
         """Fingerprint after replaying the task's actions on a fresh environment (cached)."""
         fp = self._gt_fingerprints.get(task.id)
         if fp is None:
-            env = self.new_environment(task)
-            for action in task.actions:
-                if action.name not in self.terminal_tools:
-                    env.execute(action.name, action.arguments)
-            fp = env.fingerprint()
-            self._gt_fingerprints[task.id] = fp
+            fp = self._gt_fingerprints[task.id] = self.replay_ground_truth(task).fingerprint()
         return fp
 
     def evaluate(

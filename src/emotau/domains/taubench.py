@@ -142,7 +142,7 @@ class TauBenchDomain(Domain):
         )
         self.env_name = env_name
         self.split = split
-        self._upstream_gt: dict[int, str] = {}
+        self._gt: dict[int, tuple[str, str]] = {}
         self.name = f"tau-bench:{env_name}" + ("" if split == "test" else f":{split}")
         self.version = upstream_version()
         self.tools_map = dict(env.tools_map)
@@ -185,16 +185,21 @@ class TauBenchDomain(Domain):
         # build_system_prompt reads only the instruction: no __init__, so no LLM call is made
         return cls.__new__(cls).build_system_prompt(task.instruction)
 
+    def _ground_truth(self, task: Task) -> tuple[str, str]:
+        """(fingerprint, upstream's hash) of the ground-truth data: one replay, cached."""
+        cached = self._gt.get(task.id)
+        if cached is None:
+            env = self.replay_ground_truth(task)
+            assert isinstance(env, TauBenchEnvironment)
+            cached = self._gt[task.id] = (env.fingerprint(), env.upstream_hash())
+        return cached
+
+    def ground_truth_fingerprint(self, task: Task) -> str:
+        return self._ground_truth(task)[0]
+
     def upstream_gt_hash(self, task: Task) -> str:
         """Upstream's own hash of the ground-truth data (what its breakdown reports), cached."""
-        cached = self._upstream_gt.get(task.id)
-        if cached is None:
-            env = TauBenchEnvironment(self)
-            for action in task.actions:
-                if action.name not in self.terminal_tools:
-                    env.execute(action.name, action.arguments)
-            cached = self._upstream_gt[task.id] = env.upstream_hash()
-        return cached
+        return self._ground_truth(task)[1]
 
     def evaluate(
         self,
