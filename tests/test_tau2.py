@@ -7,6 +7,7 @@ installed from its repository (Python >= 3.12) with ``TAU2_DATA_DIR`` pointing a
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from copy import deepcopy
@@ -329,3 +330,103 @@ def test_oracle_through_the_mock_server(mock: Any, tmp_path) -> None:
             "mock", mock.upstream_task(t), gold_calls(t), ["Done.", *t.outputs]
         ).reward
         assert eps[t.id]["reward"] == allowed, t.metadata["upstream_id"]
+
+
+def _episode(dom: Any, task: Any, judge: Any = None, max_steps: int = 30, user: str = "llm"):
+    import asyncio
+
+    from emotau.agents import AGENT_STRATEGIES
+    from emotau.engine import EpisodeSetup, run_episode
+    from emotau.models.scripted import ScriptedAgent, ScriptedUser
+    from emotau.users import USER_STRATEGIES
+    from emotau.variants import VariantLibrary
+
+    setup = EpisodeSetup(
+        domain=dom,
+        task=task,
+        variant=VariantLibrary.default().select("anxiety"),
+        trial=0,
+        seed=0,
+        agent_client=ScriptedAgent(dom, {"skill": 1.0}),
+        user_client=ScriptedUser(dom),
+        agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
+        user_strategy=USER_STRATEGIES.get(user),
+        max_steps=max_steps,
+        judge_client=judge,
+    )
+    return asyncio.run(run_episode(setup))
+
+
+def test_step_limit_scores_zero_as_upstream_does(mock: Any) -> None:
+    task = next(t for t in mock.tasks() if len(t.actions) >= 1)
+    full = _episode(mock, task)
+    assert full["termination"] == "user_goal_met" and full["reward"] == 1.0
+    cut = _episode(mock, task, max_steps=1)
+    assert cut["termination"] == "max_steps" and cut["reward"] == 0.0
+    assert "max_steps" in cut["reward_breakdown"]["info"]["note"]
+
+
+def test_react_user_gets_upstreams_prompt_plus_the_react_format(mock: Any) -> None:
+    from emotau.users import ReactUser
+
+    task = mock.tasks()[0]
+    plain = mock.user_system_prompt(task, "llm")
+    react = mock.user_system_prompt(task, "react")
+    assert react == plain + ReactUser.prompt_suffix() and "Thought:" in react
+
+
+def test_judge_role_judges_nl_assertions_in_a_run(upstream: Any) -> None:
+    from emotau.models.base import ChatRequest, ChatResponse, ModelClient
+    from emotau.models.scripted import ScriptedJudge
+
+    try:
+        retail = load_domain("tau2:retail")
+    except UserError as exc:
+        pytest.skip(f"tau2 retail data not available: {exc}")
+    task = next(t for t in retail.tasks() if t.metadata["needs_nl_judge"])
+    rec = _episode(retail, task, judge=ScriptedJudge())
+    b = rec["reward_breakdown"]
+    assert b["nl_judged"] is True and rec["usage"]["judge"]["calls"] == 1
+    assert [c["nl_assertion"] for c in b["nl_assertions"]] == task.metadata["nl_assertions"]
+    assert b["reward_breakdown"]["NL_ASSERTION"] == 1.0 and rec["synthetic"]
+
+    class Refuses(ModelClient):
+        def __init__(self) -> None:
+            self.requests: list[ChatRequest] = []
+
+        async def complete(self, request: ChatRequest) -> ChatResponse:
+            self.requests.append(request)
+            n = request.metadata["statements"]
+            res = [{"statement": i + 1, "met": i != 0, "justification": "j"} for i in range(n)]
+            return ChatResponse(json.dumps({"results": res}))
+
+    judge = Refuses()
+    rec = _episode(retail, task, judge=judge)
+    assert rec["reward"] == 0.0 and rec["reward_breakdown"]["reward_breakdown"]["NL_ASSERTION"] == 0
+    prompt = judge.requests[0].messages[0]["content"]
+    # the judge sees the customer's own words and the agent's tool calls, in order
+    first_customer = rec["turns"][0]["content"]
+    assert f"CUSTOMER: {first_customer}" in prompt and "AGENT calls" in prompt
+    # no judge for a task whose reward does not use NL assertions
+    plain = next(t for t in retail.tasks() if not t.metadata["needs_nl_judge"])
+    judge.requests.clear()
+    rec = _episode(retail, plain, judge=judge)
+    assert judge.requests == [] and rec["reward_breakdown"]["nl_judged"] is None
+
+
+def test_trajectory_follows_the_turns(mock: Any) -> None:
+    task = next(t for t in mock.tasks() if len(t.actions) >= 1)
+    rec = _episode(mock, task)
+    env = mock.new_environment(task)
+    for turn in rec["turns"]:
+        for c in turn.get("tool_calls") or ():
+            env.execute(c["name"], c["arguments"])
+    msgs = env.trajectory([], rec["turns"])
+    roles = [m.role for m in msgs]
+    assert roles[0] == "user" and roles.count("tool") == rec["num_tool_calls"]
+    users = [m.content for m in msgs if m.role == "user"]
+    assert users == [t["content"] for t in rec["turns"] if t["role"] == "user" and t["content"]]
+    # each tool result follows its call
+    for i, m in enumerate(msgs):
+        if m.role == "tool":
+            assert msgs[i - 1].tool_calls[0].id == m.id

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emotau.domains import Action, Database, Domain, Environment, Task, ToolResult
+from emotau.domains import (
+    Action,
+    Database,
+    Domain,
+    Environment,
+    EpisodeOutcome,
+    RewardResult,
+    Task,
+    ToolResult,
+)
+from emotau.judge import judge_statements
 
 _BASE = Database.freeze_tables(
     {
@@ -109,3 +119,25 @@ class MisnumberedDomain(ToyDomain):
 
     def tasks(self) -> list[Task]:
         return list(reversed(self._tasks))
+
+
+STATEMENTS = ["The agent greets the customer.", "The agent states the balance."]
+
+
+class JudgedToy(ToyDomain):
+    """The toy domain with two NL statements per task, put to the run's judge."""
+
+    name = "judged-toy"
+    seen: list[EpisodeOutcome]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = []
+
+    async def score(self, task: Task, env: Any, outcome: EpisodeOutcome) -> RewardResult:
+        self.seen.append(outcome)
+        base = self.evaluate(task, env, outcome.said, outcome.called)
+        assert outcome.judge is not None, "JudgedToy needs a judge"
+        verdicts = await judge_statements(outcome.judge, STATEMENTS, outcome.turns, {})
+        ok = base.reward == 1.0 and all(v.met for v in verdicts)
+        return RewardResult(1.0 if ok else 0.0, {**base.breakdown, "nl": [v.met for v in verdicts]})

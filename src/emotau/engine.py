@@ -7,7 +7,6 @@ other episodes except the read-only domain and the stateless model clients.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import traceback
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emotau.agents import AgentStrategy, ParsedCall
-from emotau.domains import Domain, Task, ToolResult
+from emotau.domains import Domain, EpisodeOutcome, Task, ToolResult
 from emotau.errors import InfraError, UserSimulatorError
 from emotau.models.base import EpisodeClient, ModelClient, RetryBudget
 from emotau.users import UserStrategy, UserTurn, base_user_prompt
@@ -25,10 +24,19 @@ from emotau.variants import VariantSelection
 GOAL_MET = "user_goal_met"
 GAVE_UP = "user_gave_up"
 TRANSFER = "transfer_to_human"
+USER_TRANSFERRED = "user_transferred"  # the customer's ###TRANSFER###
+USER_OUT_OF_SCOPE = "user_out_of_scope"  # the customer's ###OUT-OF-SCOPE###
 MAX_STEPS = "max_steps"
 AGENT_ERROR = "agent_error"
 USER_ERROR = "user_simulator_error"
 INFRA_ERROR = "infra_error"
+#: a customer's stop (see ``emotau.users.split_stop``) -> the termination it means
+USER_STOPS = {
+    "goal_met": GOAL_MET,
+    "gave_up": GAVE_UP,
+    "transfer": USER_TRANSFERRED,
+    "out_of_scope": USER_OUT_OF_SCOPE,
+}
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class EpisodeSetup:
     retry_budget: int = 20
     #: how the domain was named in the spec (lets a mock server load the same domain)
     domain_ref: str | None = None
+    #: the judge role's client, for domains whose reward needs one (tau2's NL assertions)
+    judge_client: ModelClient | None = None
 
 
 class _Episode:
@@ -63,7 +73,10 @@ class _Episode:
         self.budget = RetryBudget(s.retry_budget)
         self.agent_client = EpisodeClient(s.agent_client, self.budget)
         self.user_client = EpisodeClient(s.user_client, self.budget)
-        meta = {
+        self.judge_client = (
+            EpisodeClient(s.judge_client, self.budget) if s.judge_client is not None else None
+        )
+        self.meta = meta = {
             "domain": s.domain.name,
             "domain_ref": s.domain_ref or s.domain.name,
             "task_id": s.task.id,
@@ -118,7 +131,7 @@ class _Episode:
         """Run to the end; return (termination reason, error message)."""
         turn = await self._user(None)
         if turn.stop:
-            return (GOAL_MET if turn.stop == "goal_met" else GAVE_UP), None
+            return USER_STOPS[turn.stop], None
         self.agent.add_user_message(turn.text)
         errors_in_a_row = 0
         for _ in range(self.s.max_steps):
@@ -139,7 +152,7 @@ class _Episode:
                 self.said.append(act.text or "")
                 turn = await self._user(act.text)
                 if turn.stop:
-                    return (GOAL_MET if turn.stop == "goal_met" else GAVE_UP), None
+                    return USER_STOPS[turn.stop], None
                 self.agent.add_user_message(turn.text)
                 continue
             results = []
@@ -183,11 +196,10 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
     try:
         termination, error = await ep.loop()
         if termination != USER_ERROR:
-            args = (s.task, ep.env, ep.said, ep.called)
-            if s.domain.evaluate_in_thread:  # a slow reward must not stall other episodes
-                result = await asyncio.to_thread(s.domain.evaluate, *args)
-            else:
-                result = s.domain.evaluate(*args)
+            outcome = EpisodeOutcome(
+                termination, ep.said, ep.called, ep.turns, ep.judge_client, ep.meta
+            )
+            result = await s.domain.score(s.task, ep.env, outcome)
             reward, breakdown = result.reward, result.breakdown
     except InfraError as exc:
         termination, error = INFRA_ERROR, str(exc)
@@ -215,10 +227,17 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
         "num_tool_calls": sum(len(t.get("tool_calls") or ()) for t in ep.turns),
         "started_at": started_at,
         "duration_s": round(time.perf_counter() - ep.t0, 6),
-        "synthetic": ep.agent_client.synthetic or ep.user_client.synthetic,
+        "synthetic": ep.agent_client.synthetic
+        or ep.user_client.synthetic
+        or bool(ep.judge_client and ep.judge_client.calls and ep.judge_client.synthetic),
         "usage": {
             "agent": ep.agent_client.usage(),
             "user": ep.user_client.usage(),
+            **(
+                {"judge": ep.judge_client.usage()}
+                if ep.judge_client and ep.judge_client.calls
+                else {}
+            ),
             "retries": ep.budget.used,
         },
         "variant_info": s.variant.record(),

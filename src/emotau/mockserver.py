@@ -4,7 +4,8 @@
 
 - ``POST /v1/chat/completions`` (tools, tool_choice), ``GET /v1/models``, ``GET /health``,
   and ``GET /stats`` (requests served, in flight now, most in flight at once, faults injected).
-- Models: ``scripted-agent`` and ``scripted-user`` (the oracle agent and the scripted customer),
+- Models: ``scripted-agent``, ``scripted-user`` and ``scripted-judge`` (the oracle agent, the
+  scripted customer and a judge that accepts every claim),
   and agent variants that misbehave the way small open models do:
   ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
   ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
@@ -40,7 +41,7 @@ from emotau.domains import Domain, load_domain
 from emotau.errors import UserError
 from emotau.models.base import ChatRequest, ChatResponse, ToolCall
 from emotau.models.openai_client import METADATA_HEADER, SYNTHETIC_FINGERPRINT
-from emotau.models.scripted import ScriptedAgent, ScriptedUser
+from emotau.models.scripted import ScriptedAgent, ScriptedJudge, ScriptedUser
 
 _TAG_RE = re.compile(r"\[([a-z0-9:_.-]+)#(\d+)\]")
 AGENT_MODELS = {
@@ -50,6 +51,9 @@ AGENT_MODELS = {
     "scripted-agent-think": "think",
 }
 USER_MODELS = {"scripted-user": "user"}
+#: the stand-in judge (accepts every claim; see ``emotau.models.scripted.ScriptedJudge``)
+JUDGE_MODELS = {"scripted-judge": "judge"}
+ALL_MODELS = {**AGENT_MODELS, **USER_MODELS, **JUDGE_MODELS}
 
 
 @dataclass
@@ -185,7 +189,7 @@ class MockBackend:
         tools = body.get("tools") or None
         choice = body.get("tool_choice")
         req = ChatRequest(body.get("messages") or [], tools, choice, meta)
-        behaviour = AGENT_MODELS.get(model) or USER_MODELS[model]
+        behaviour = ALL_MODELS[model]
         tag = ""
         if not meta and self._by_instruction:
             meta = self.infer_metadata(req.messages)
@@ -198,6 +202,8 @@ class MockBackend:
                 tag = f" [{meta['domain_ref']}#{meta['task_id']}]"
         if not meta:
             return _probe_reply(req, behaviour)
+        if behaviour == "judge":
+            return await ScriptedJudge().complete(req)
         agent, user = self._models_for(str(meta.get("domain_ref") or meta["domain"]))
         if behaviour == "user":
             r = await user.complete(req)
@@ -323,7 +329,7 @@ def make_app(backend: MockBackend) -> Any:
             except ValueError:
                 return _error(400, "request body or metadata header is not valid JSON")
             model = body.get("model") if isinstance(body, dict) else None
-            if model not in AGENT_MODELS and model not in USER_MODELS:
+            if model not in ALL_MODELS:
                 return _error(404, f"model {model!r} does not exist")
             rejects = body.get("tool_choice", "auto") == "auto"  # like vLLM with no tool parser
             if backend.faults.reject_tools and body.get("tools") and rejects:
@@ -360,10 +366,7 @@ def make_app(backend: MockBackend) -> Any:
             stats.handler_seconds += time.perf_counter() - started
 
     async def models(request: web.Request) -> web.StreamResponse:
-        data = [
-            {"id": m, "object": "model", "owned_by": "emotau-mock"}
-            for m in [*AGENT_MODELS, *USER_MODELS]
-        ]
+        data = [{"id": m, "object": "model", "owned_by": "emotau-mock"} for m in ALL_MODELS]
         return web.json_response({"object": "list", "data": data})
 
     async def health(request: web.Request) -> web.StreamResponse:

@@ -123,8 +123,14 @@ class Experiment:
         except (ValueError, TypeError) as exc:
             raise UserError(f"{role} model: {exc}") from None
 
-    def make_clients(self) -> tuple[ModelClient, ModelClient]:
-        return self.make_client("agent", self.spec.agent), self.make_client("user", self.spec.user)
+    def make_clients(self) -> tuple[ModelClient, ModelClient, ModelClient]:
+        """The agent's, the user's and the judge's clients (the judge is only called by domains
+        whose reward needs one)."""
+        return (
+            self.make_client("agent", self.spec.agent),
+            self.make_client("user", self.spec.user),
+            self.make_client("judge", self.spec.judge),
+        )
 
 
 def prepare(spec: RunSpec) -> Experiment:
@@ -320,7 +326,7 @@ async def execute(
     done = Counter(k[1] for k in mine if k in finished)
     todo = (k for k in mine if k not in finished)
     exp.client_settings()._semaphores.clear()  # bind the endpoint limits to this event loop
-    agent_client, user_client = exp.make_clients()
+    agent_client, user_client, judge_client = exp.make_clients()
     tasks = exp.domain.tasks()
     writer.start()
     stats = Counter[str]()
@@ -335,6 +341,7 @@ async def execute(
                 seed=spec.seed,
                 agent_client=agent_client,
                 user_client=user_client,
+                judge_client=judge_client,
                 agent_strategy=exp.agent_strategy,
                 user_strategy=exp.user_strategy,
                 max_steps=spec.max_steps,
@@ -358,6 +365,7 @@ async def execute(
         progress.close()
         await agent_client.aclose()
         await user_client.aclose()
+        await judge_client.aclose()
     run.stats = {
         "shard": str(shard),
         "already_finished": sum(done.values()),

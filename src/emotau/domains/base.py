@@ -14,6 +14,7 @@ See ``docs/domains.md`` for a worked example (the built-in ``hotel`` domain).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -21,7 +22,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emotau.models.base import ModelClient
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,25 @@ class ToolResult:
 class RewardResult:
     reward: float
     breakdown: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """How an episode went, as :meth:`Domain.score` sees it (read it, never change it).
+
+    ``termination`` is the engine's reason (``user_goal_met``, ``max_steps``, ...); ``said`` every
+    message the agent sent to the customer; ``called`` the tools the environment executed, in
+    order; ``turns`` the record's turns in order (customer messages and agent steps with their
+    tool calls, see ``docs/results.md``); ``judge`` the episode's view of the judge role's
+    client (``None`` when the caller has none); ``metadata`` the episode's request metadata.
+    """
+
+    termination: str
+    said: Sequence[str]
+    called: Sequence[str]
+    turns: Sequence[Mapping[str, Any]] = ()
+    judge: ModelClient | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Environment(ABC):
@@ -115,6 +138,19 @@ class Domain(ABC):
         ``None`` means: use emotau's own prompt for that user strategy.
         """
         return None
+
+    async def score(self, task: Task, env: Environment, outcome: EpisodeOutcome) -> RewardResult:
+        """The episode's reward; what the engine calls when an episode ends.
+
+        The default runs :meth:`evaluate` (in a worker thread when :attr:`evaluate_in_thread`,
+        so a slow reward does not stall other episodes). Override it when the reward needs more
+        than the final state and what was said: how the episode ended, the ordered turns, or an
+        LLM judge (awaited here, on the event loop).
+        """
+        args = (task, env, outcome.said, outcome.called)
+        if self.evaluate_in_thread:
+            return await asyncio.to_thread(self.evaluate, *args)
+        return self.evaluate(*args)
 
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools()]

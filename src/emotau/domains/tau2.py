@@ -24,12 +24,14 @@ How it maps onto emotau (see ``docs/tau2.md`` for what is and is not supported):
   ``AssistantMessage``/``ToolMessage`` objects.
 - reward: upstream's ``evaluate_simulation(..., EvaluationType.ALL)`` on a ``SimulationRun``
   built from the task's message history, the recorded tool calls and what the agent said.
-  Natural-language assertions are never sent to upstream's hard-coded judge model: without a
-  ``nl_judge`` they are reported as not judged (see :meth:`Tau2Domain.evaluate`).
+  Natural-language assertions are never sent to upstream's hard-coded judge model: they go to
+  the run's ``judge`` role (:mod:`emotau.judge`); without one they are reported as not judged
+  (see :meth:`Tau2Domain.evaluate`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -41,8 +43,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from emotau.domains.base import Action, Domain, Environment, RewardResult, Task, ToolResult
+from emotau.domains.base import (
+    Action,
+    Domain,
+    Environment,
+    EpisodeOutcome,
+    RewardResult,
+    Task,
+    ToolResult,
+)
 from emotau.errors import UserError
+from emotau.judge import Judgement, judge_statements
 
 #: upstream needs this Python (pyproject: requires-python >=3.12,<3.14)
 MIN_PYTHON = (3, 12)
@@ -56,8 +67,20 @@ INSTALL = (
 )
 
 #: a judge for natural-language assertions: (assertions, upstream messages) -> one
-#: ``(met, justification)`` per assertion, in order
+#: ``(met, justification)`` per assertion, in order (for calling ``evaluate`` directly; a run
+#: uses its ``judge`` role instead)
 NLJudge = Callable[[list[str], list[Any]], Sequence[tuple[bool, str]]]
+#: emotau's termination reasons -> upstream's (``evaluate_simulation`` scores anything other
+#: than a user or agent stop as 0)
+TERMINATIONS = {
+    "user_goal_met": "user_stop",
+    "user_gave_up": "user_stop",
+    "user_transferred": "user_stop",
+    "user_out_of_scope": "user_stop",
+    "transfer_to_human": "user_stop",  # upstream's customer answers a transfer with a stop
+    "max_steps": "max_steps",
+    "agent_error": "too_many_errors",
+}
 
 
 def _upstream() -> Any:
@@ -157,6 +180,8 @@ class Tau2Environment(Environment):
         self.env.sync_tools()
         #: upstream AssistantMessage/ToolMessage pairs, in execution order
         self.recorded: list[Any] = []
+        #: (name, arguments) of each recorded pair, to place it among the episode's turns
+        self.recorded_calls: list[tuple[str, dict[str, Any]]] = []
 
     def execute(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
         from tau2.data_model.message import AssistantMessage, ToolCall
@@ -173,26 +198,51 @@ class Tau2Environment(Environment):
             return ToolResult(f"Error: {type(exc).__name__}: {exc}", error=True)
         self.recorded.append(AssistantMessage(role="assistant", content=None, tool_calls=[call]))
         self.recorded.append(result)
+        self.recorded_calls.append((call.name, call.arguments))
         return ToolResult(result.content or "", error=bool(result.error))
 
     def fingerprint(self) -> str:
         return f"{self.env.get_db_hash()}|{self.env.get_user_db_hash()}"
 
-    def trajectory(self, said: Sequence[str]) -> list[Any]:
-        """The task's message history, then the recorded tool calls, then what the agent said.
+    def trajectory(
+        self, said: Sequence[str], turns: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[Any]:
+        """The episode as upstream messages: the task's message history, then the episode.
 
-        emotau does not give the domain the order of tool calls relative to messages, nor the
-        customer's messages; upstream's DB, env-assertion, action and communicate checks do not
-        depend on either.
+        With ``turns`` (the record's, as the engine passes them) the episode is in its real
+        order: customer messages, agent messages and the recorded tool calls where they happened.
+        Without them (a direct ``evaluate`` call): the recorded tool calls, then what the agent
+        said; upstream's DB, env-assertion, action and communicate checks do not depend on the
+        order, only its NL-assertion judge does.
         """
-        from tau2.data_model.message import AssistantMessage
+        from tau2.data_model.message import AssistantMessage, UserMessage
 
-        spoken = [AssistantMessage(role="assistant", content=s) for s in said if s]
-        return [
-            *(m.model_copy(deep=True) for m in self.history),
-            *(m.model_copy(deep=True) for m in self.recorded),
-            *spoken,
-        ]
+        out = [m.model_copy(deep=True) for m in self.history]
+        if turns is None:
+            out += [m.model_copy(deep=True) for m in self.recorded]
+            out += [AssistantMessage(role="assistant", content=s) for s in said if s]
+            return out
+        pending = 0  # index of the next recorded call not yet placed
+        for t in turns:
+            if t.get("role") == "user":
+                if t.get("content"):
+                    out.append(UserMessage(role="user", content=t["content"]))
+                continue
+            if not t.get("tool_calls"):
+                out.append(AssistantMessage(role="assistant", content=t.get("content") or ""))
+                continue
+            for c in t["tool_calls"]:
+                if pending < len(self.recorded_calls) and self.recorded_calls[pending] == (
+                    c.get("name"),
+                    c.get("arguments") or {},
+                ):  # calls that never reached the environment (bad JSON, unknown tool) have none
+                    out += [
+                        m.model_copy(deep=True)
+                        for m in self.recorded[2 * pending : 2 * pending + 2]
+                    ]
+                    pending += 1
+        out += [m.model_copy(deep=True) for m in self.recorded[2 * pending :]]
+        return out
 
 
 class Tau2Domain(Domain):
@@ -296,13 +346,17 @@ class Tau2Domain(Domain):
 
         The simulator is built with no tools (emotau's customer cannot call tools), so upstream
         picks ``simulation_guidelines.md``; its ``<scenario>`` is ``str(task.user_scenario)``.
-        Constructing it makes no LLM call. A variant only appends its block to this text.
+        Constructing it makes no LLM call. Upstream's prompt asks for plain messages, so a
+        strategy with its own reply format (``react``) appends that format's block, as it does
+        to emotau's prompt. A variant only appends its block to this text.
         """
         from tau2.user.user_simulator import UserSimulator
 
+        from emotau.users import USER_STRATEGIES
+
         t2task = self.upstream_task(task)
         user = UserSimulator(llm="none", instructions=str(t2task.user_scenario), tools=None)
-        return user.system_prompt
+        return user.system_prompt + USER_STRATEGIES.get(strategy).prompt_suffix()
 
     def ground_truth_fingerprint(self, task: Task) -> str:
         """Fingerprint of upstream's gold environment (initial state + gold actions), cached."""
@@ -319,7 +373,12 @@ class Tau2Domain(Domain):
         return fp
 
     def simulation(
-        self, task: Task, env: Tau2Environment, said: Sequence[str], termination: str = "user_stop"
+        self,
+        task: Task,
+        env: Tau2Environment,
+        said: Sequence[str],
+        termination: str = "user_stop",
+        turns: Sequence[Mapping[str, Any]] | None = None,
     ) -> Any:
         """An upstream ``SimulationRun`` holding the episode's trajectory."""
         from tau2.data_model.simulation import SimulationRun
@@ -333,7 +392,32 @@ class Tau2Domain(Domain):
             end_time=now,
             duration=0.0,
             termination_reason=termination,
-            messages=env.trajectory(said),
+            messages=env.trajectory(said, turns),
+        )
+
+    async def score(self, task: Task, env: Environment, outcome: EpisodeOutcome) -> RewardResult:
+        """Upstream's reward for the episode, with its NL assertions put to the run's judge.
+
+        The judge is awaited on the event loop; upstream's evaluator then runs in a worker
+        thread. An episode that did not end with a stop of the customer's (``max_steps``,
+        ``agent_error``) is 0, as upstream scores it, and costs no judge call.
+        """
+        termination = TERMINATIONS[outcome.termination]
+        t2task = self.upstream_task(task)
+        judgements = None
+        if outcome.judge is not None and termination == "user_stop" and _needs_nl_judge(t2task):
+            statements = list(t2task.evaluation_criteria.nl_assertions)
+            meta = {**outcome.metadata, "upstream_task_id": t2task.id}
+            judgements = await judge_statements(outcome.judge, statements, outcome.turns, meta)
+        return await asyncio.to_thread(
+            self.evaluate,
+            task,
+            env,
+            outcome.said,
+            outcome.called,
+            termination=termination,
+            turns=outcome.turns,
+            judgements=judgements,
         )
 
     def evaluate(
@@ -342,23 +426,27 @@ class Tau2Domain(Domain):
         env: Environment,
         said: Sequence[str],
         called: Sequence[str] | None = None,
+        *,
+        termination: str = "user_stop",
+        turns: Sequence[Mapping[str, Any]] | None = None,
+        judgements: Sequence[Judgement] | None = None,
     ) -> RewardResult:
         """Upstream's ``evaluate_simulation(..., EvaluationType.ALL)`` reward and breakdown.
 
-        The breakdown is upstream's ``RewardInfo`` as JSON plus ``nl_judged``:
+        ``termination`` is upstream's reason (``user_stop``, ``max_steps``, ...): anything but a
+        stop is 0, as upstream scores it. The breakdown is upstream's ``RewardInfo`` as JSON plus
+        ``nl_judged``:
 
         - ``None``: the task's reward does not depend on NL assertions; the reward is upstream's.
-        - ``True``: they were judged by this domain's ``nl_judge``, through upstream's
-          ``NLAssertionsEvaluator`` logic; the reward is upstream's reward with that judge.
-        - ``False``: the task needs the judge and none was given. The reward is upstream's
+        - ``True``: they were judged, by ``judgements`` (the run's judge role, see :meth:`score`)
+          or by this domain's ``nl_judge``, through upstream's ``NLAssertionsEvaluator`` logic;
+          the reward is upstream's reward with that judge.
+        - ``False``: the task needs a judge and none was given. The reward is upstream's
           product of every other component (DB, env assertions, action, communicate) and is an
           upper bound: a 0 is final, a 1 is not. ``NL_ASSERTION`` is ``None`` in
           ``reward_breakdown``.
-
-        The episode is evaluated as ended by the customer (upstream's USER_STOP): the domain is
-        not told how the episode ended, so upstream's 0 for ``max_steps``/too many errors is
-        not applied here.
         """
+        from tau2.data_model.simulation import NLAssertionCheck
         from tau2.data_model.tasks import RewardType
         from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
         from tau2.evaluator.evaluator_nl_assertions import NLAssertionsEvaluator
@@ -366,8 +454,8 @@ class Tau2Domain(Domain):
         if not isinstance(env, Tau2Environment):
             raise TypeError("Tau2Domain.evaluate needs the Tau2Environment of the episode")
         t2task = self.upstream_task(task)
-        sim = self.simulation(task, env, said)
-        needs_nl = _needs_nl_judge(t2task)
+        sim = self.simulation(task, env, said, termination, turns)
+        needs_nl = _needs_nl_judge(t2task) and termination == "user_stop"
         judged_task = t2task
         if needs_nl:  # never reach upstream's hard-coded judge model
             judged_task = t2task.model_copy(deep=True)
@@ -401,20 +489,22 @@ class Tau2Domain(Domain):
         nl_judged: bool | None = None
         if needs_nl:
             breakdown_nl: float | None = None
-            if self.nl_judge is not None:
-                judge = self.nl_judge
+            verdicts: Sequence[tuple[bool, str]] | None = None
+            assertions = list(t2task.evaluation_criteria.nl_assertions)
+            if judgements is not None:
+                verdicts = [(j.met, j.justification) for j in judgements]
+            elif self.nl_judge is not None:
+                verdicts = list(self.nl_judge(assertions, sim.messages))
+            if verdicts is not None:
+                checks = [
+                    NLAssertionCheck(nl_assertion=a, met=bool(m), justification=str(j))
+                    for a, (m, j) in zip(assertions, verdicts, strict=True)
+                ]
 
-                class _Judged(NLAssertionsEvaluator):
+                class _Judged(NLAssertionsEvaluator):  # upstream's scoring, our verdicts
                     @classmethod
                     def evaluate_nl_assertions(cls, trajectory, nl_assertions):  # type: ignore[override]
-                        from tau2.data_model.simulation import NLAssertionCheck
-
-                        return [
-                            NLAssertionCheck(nl_assertion=a, met=bool(m), justification=str(j))
-                            for a, (m, j) in zip(
-                                nl_assertions, judge(list(nl_assertions), trajectory), strict=True
-                            )
-                        ]
+                        return checks
 
                 nl_info = _Judged.calculate_reward(task=t2task, full_trajectory=sim.messages)
                 reward *= nl_info.reward

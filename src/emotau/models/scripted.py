@@ -311,7 +311,7 @@ class ScriptedUser(ModelClient):
 
 
 class ScriptedJudge(ModelClient):
-    """A stand-in judge that accepts every claim (later analysis replaces it with rubrics)."""
+    """A stand-in judge that accepts every claim: "YES", or every NL assertion met (JSON)."""
 
     synthetic = True
 
@@ -320,6 +320,15 @@ class ScriptedJudge(ModelClient):
             raise ValueError(f"unknown scripted judge options: {', '.join(sorted(options))}")
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        md = request.metadata
+        if md.get("purpose") == "nl_assertions":
+            n = int(md.get("statements", 0))
+            results = [
+                {"statement": i, "met": True, "justification": "scripted judge"}
+                for i in range(1, n + 1)
+            ]
+            text = json.dumps({"results": results})
+            return ChatResponse(text, prompt_tokens=10 * n, completion_tokens=len(text) // 4)
         return ChatResponse("YES", prompt_tokens=10, completion_tokens=1)
 
 

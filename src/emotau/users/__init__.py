@@ -30,6 +30,16 @@ from emotau.registry import Registry
 
 STOP_GOAL_MET = "###STOP###"
 STOP_GAVE_UP = "###QUIT###"
+#: stops that upstream tau2's customers use: transferred to a human, request out of scope
+STOP_TRANSFER = "###TRANSFER###"
+STOP_OUT_OF_SCOPE = "###OUT-OF-SCOPE###"
+#: token -> the stop it means, checked in this order
+STOPS = {
+    STOP_GAVE_UP: "gave_up",
+    STOP_TRANSFER: "transfer",
+    STOP_OUT_OF_SCOPE: "out_of_scope",
+    STOP_GOAL_MET: "goal_met",
+}
 #: the support chat's greeting that opens the customer's history (the agent never sees it)
 CHAT_OPENER = "Hello, you're through to customer support. How can I help you today?"
 
@@ -106,19 +116,22 @@ class UserTurn:
     """One customer message as the agent will see it, plus what produced it."""
 
     text: str
-    stop: str | None = None  # "goal_met" | "gave_up"
+    stop: str | None = None  # "goal_met" | "gave_up" | "transfer" | "out_of_scope"
     raw: list[dict[str, Any]] = field(default_factory=list)  # every call: purpose, content, ...
 
 
 def split_stop(text: str) -> tuple[str, str | None]:
-    """Remove stop tokens; return the visible text and which stop (if any) was given."""
-    stop = None
-    if STOP_GAVE_UP in text:
-        stop = "gave_up"
-    elif STOP_GOAL_MET in text:
-        stop = "goal_met"
+    """Remove stop tokens; return the visible text and which stop (if any) was given.
+
+    emotau's prompts use ``###STOP###`` and ``###QUIT###``; upstream tau2's customers also end
+    with ``###TRANSFER###`` and ``###OUT-OF-SCOPE###``. A text with several takes the first of
+    quit, transfer, out of scope, goal met.
+    """
+    stop = next((s for token, s in STOPS.items() if token in text), None)
     if stop:
-        text = text.replace(STOP_GAVE_UP, "").replace(STOP_GOAL_MET, "").strip()
+        for token in STOPS:
+            text = text.replace(token, "")
+        text = text.strip()
     return text, stop
 
 
@@ -165,7 +178,9 @@ class UserStrategy(ABC):
             {"role": "user", "content": CHAT_OPENER},
         ]
 
-    def prompt_suffix(self) -> str:
+    @classmethod
+    def prompt_suffix(cls) -> str:
+        """What this strategy appends to a plain customer prompt (e.g. its reply format)."""
         return ""
 
     async def start(self) -> UserTurn:
@@ -250,7 +265,8 @@ class ReactUser(UserStrategy):
     name = "react"
     format = "react"
 
-    def prompt_suffix(self) -> str:
+    @classmethod
+    def prompt_suffix(cls) -> str:
         return _REACT_FORMAT
 
     def parse(self, content: str) -> str:
