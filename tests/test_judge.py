@@ -204,3 +204,13 @@ def test_a_transfer_stop_ends_the_episode() -> None:
     )
     rec = asyncio.run(run_episode(setup))
     assert rec["termination"] == "user_out_of_scope" and rec["num_agent_steps"] == 0
+
+
+def test_real_agent_with_the_offline_judge_is_refused(tmp_path) -> None:
+    r = emotau(
+        "run", "--domain", "toydomain:JudgedToy", "--out", str(tmp_path),
+        "--model", "some-model", "--base-url", "http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "3 of the selected judged-toy tasks are judged by the judge role" in r.stderr
+    assert "--judge-model" in r.stderr and not any(tmp_path.iterdir())

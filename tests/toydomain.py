@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from emotau.domains import (
@@ -133,6 +134,8 @@ class JudgedToy(ToyDomain):
     def __init__(self) -> None:
         super().__init__()
         self.seen = []
+        # the runner refuses a real agent with the offline judge for tasks marked like this
+        self._tasks = [replace(t, metadata={"needs_nl_judge": True}) for t in self._tasks]
 
     async def score(self, task: Task, env: Any, outcome: EpisodeOutcome) -> RewardResult:
         self.seen.append(outcome)

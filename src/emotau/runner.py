@@ -161,6 +161,13 @@ def prepare(spec: RunSpec) -> Experiment:
         task_ids = tuple(range(spec.tasks))
     else:
         task_ids = tuple(range(n_tasks))
+    judged = [t for t in task_ids if all_tasks[t].metadata.get("needs_nl_judge")]
+    if judged and provider_for(spec.judge) == "scripted" and provider_for(spec.agent) != "scripted":
+        raise UserError(
+            f"{len(judged)} of the selected {domain.name} tasks are judged by the judge role "
+            "(natural-language assertions), which is the offline scripted judge; "
+            "set --judge-model and --judge-base-url (or [judge] in the config)"
+        )
     library = VariantLibrary.default(spec.variants_files)
     selections: dict[str, VariantSelection] = {}
     for text in spec.variants:
