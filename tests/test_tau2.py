@@ -49,13 +49,6 @@ def test_old_python_is_refused_with_install_steps(monkeypatch) -> None:
         load_domain("tau2:mock")
 
 
-def test_unknown_tau2_domain() -> None:
-    from emotau.domains.tau2 import Tau2Domain
-
-    with pytest.raises(UserError, match="unknown tau2 domain 'nope'"):
-        Tau2Domain("nope")
-
-
 # ------------------------------------------------------------------ with upstream
 @pytest.fixture(scope="module")
 def upstream() -> Any:
@@ -73,7 +66,11 @@ def mock(upstream: Any) -> Any:
 
 
 def upstream_reward(
-    domain: str, t2task: Any, calls: list[tuple[str, dict[str, Any]]], said: list[str]
+    domain: str,
+    t2task: Any,
+    calls: list[tuple[str, dict[str, Any]]],
+    said: list[str],
+    user_calls: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
 ) -> Any:
     """Upstream's own evaluation of a trajectory built with upstream objects only, as its
     orchestrator builds one: greeting (or the task's message history), tool calls executed by
@@ -93,6 +90,10 @@ def upstream_reward(
         message_history=history,
     )
     msgs = list(history) or [deepcopy(DEFAULT_FIRST_AGENT_MESSAGE)]
+    for i, (name, args) in enumerate(user_calls):  # the customer's own tool calls first
+        tc = ToolCall(id=f"user_{i}", name=name, arguments=args, requestor="user")
+        msgs.append(UserMessage(role="user", tool_calls=[tc]))
+        msgs.append(env.get_response(tc))
     msgs.append(UserMessage(role="user", content="Hi, I need help."))
     for i, (name, args) in enumerate(calls):
         tc = ToolCall(id=f"gt_{i}", name=name, arguments=args, requestor="assistant")
@@ -170,14 +171,19 @@ def test_mock_loads_tools_policy_tasks(mock: Any) -> None:
 
 
 def test_user_prompt_is_upstreams(mock: Any) -> None:
+    from tau2.registry import registry
     from tau2.user.user_simulator import UserSimulator, get_global_user_sim_guidelines
 
     task = mock.tasks()[0]
     prompt = mock.user_system_prompt(task, "llm")
-    assert prompt.startswith(get_global_user_sim_guidelines(use_tools=False).strip()[:40])
+    # mock's customer has tools, so upstream picks its guidelines for a customer with tools
+    assert prompt.startswith(get_global_user_sim_guidelines(use_tools=True).strip()[:40])
     t2task = mock.upstream_task(task)
-    assert prompt == UserSimulator(llm="x", instructions=str(t2task.user_scenario)).system_prompt
+    tools = registry.get_env_constructor("mock")().get_user_tools(include=t2task.user_tools)
+    built = UserSimulator(llm="x", instructions=str(t2task.user_scenario), tools=tools)
+    assert prompt == built.system_prompt
     assert f"<scenario>\n{t2task.user_scenario}\n</scenario>" in prompt
+    assert [t["function"]["name"] for t in mock.user_tools(task)] == [t.name for t in tools]
 
 
 def test_mock_ground_truth_parity(mock: Any) -> None:
@@ -430,3 +436,85 @@ def test_trajectory_follows_the_turns(mock: Any) -> None:
     for i, m in enumerate(msgs):
         if m.role == "tool":
             assert msgs[i - 1].tool_calls[0].id == m.id
+
+
+def test_unknown_domain_and_split(upstream: Any) -> None:
+    with pytest.raises(UserError, match="unknown tau2 domain 'nope'; the installed tau2-bench has"):
+        load_domain("tau2:nope")
+    try:
+        retail = load_domain("tau2:retail:test")
+    except UserError as exc:
+        pytest.skip(f"tau2 retail data not available: {exc}")
+    from tau2.registry import registry
+
+    test_ids = set(registry.get_task_splits_loader("retail")()["test"])
+    assert retail.name == "tau2:retail:test"
+    assert {t.metadata["upstream_id"] for t in retail.tasks()} == test_ids
+    with pytest.raises(UserError, match=r"has no task split .bogus.; its splits: .*test, train"):
+        load_domain("tau2:retail:bogus")
+    with pytest.raises(UserError, match="expected tau2:<domain>"):
+        load_domain("tau2:retail:test:extra")
+
+
+def test_customer_tools_reach_upstreams_user_side(mock: Any) -> None:
+    """The customer's tool calls run as upstream's user (requestor "user") and count."""
+    import asyncio
+
+    from emotau.agents import AGENT_STRATEGIES
+    from emotau.engine import EpisodeSetup, run_episode
+    from emotau.models.base import ToolCall
+    from emotau.models.scripted import ScriptedAgent, ScriptedUser
+    from emotau.users import USER_STRATEGIES
+    from emotau.variants import VariantLibrary
+
+    class UsesPhone(ScriptedUser):
+        def _tool_calls(self, request, md):  # type: ignore[no-untyped-def]
+            done = sum(1 for m in request.messages if m.get("role") == "tool")
+            steps = [
+                ToolCall("u1", "check_notifications", "{}"),
+                ToolCall("u2", "dismiss_notification", '{"notification_id": "notif_1"}'),
+            ]
+            return steps[done : done + 1]
+
+    task = next(
+        t for t in mock.tasks() if t.metadata["upstream_id"] == "update_task_with_user_tools"
+    )
+
+    def run(user: Any) -> dict[str, Any]:
+        setup = EpisodeSetup(
+            domain=mock,
+            task=task,
+            variant=VariantLibrary.default().select("confusion"),
+            trial=0,
+            seed=0,
+            agent_client=ScriptedAgent(mock, {"skill": 1.0}),
+            user_client=user,
+            agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
+            user_strategy=USER_STRATEGIES.get("llm"),
+            max_steps=30,
+        )
+        return asyncio.run(run_episode(setup))
+
+    t2task = mock.upstream_task(task)
+    phone = [("check_notifications", {}), ("dismiss_notification", {"notification_id": "notif_1"})]
+    for user, user_calls in ((ScriptedUser(mock), []), (UsesPhone(mock), phone)):
+        rec = run(user)
+        theirs = upstream_reward("mock", t2task, gold_calls(task), ["Done."], user_calls)
+        ours = rec["reward_breakdown"]
+        assert rec["reward"] == theirs.reward
+        assert ours["db_check"] == theirs.model_dump(mode="json")["db_check"]
+        met = [c["met"] for c in ours["env_assertions"]]
+        assert met == [c.met for c in theirs.env_assertions] == [bool(user_calls)]
+    # upstream's gold replay has no customer action, so the read notification also changes the
+    # customer's DB: upstream scores the task 0 either way, and so does emotau
+    assert rec["reward"] == 0.0 and ours["db_check"]["db_match"] is False
+    first = rec["turns"][0]
+    assert [c["name"] for c in first["tool_calls"]] == [
+        "check_notifications",
+        "dismiss_notification",
+    ]
+    assert "notif_1" in first["tool_calls"][0]["result"] and not first["tool_calls"][1]["error"]
+    # the customer's own history holds its calls and their results; the agent never sees them
+    roles = [m["role"] for m in rec["user"]["messages"][:5]]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool"]
+    assert "notif_1" not in json.dumps(rec["agent"]["messages"][:1])

@@ -91,12 +91,16 @@ class _Episode:
         own_format = base is None  # a domain's prompt already says how to format replies
         if base is None:
             base = base_user_prompt(s.task.instruction)
+        user_tools = s.domain.user_tools(s.task)
+        self.user_tool_names = frozenset(t["function"]["name"] for t in user_tools)
         self.user = s.user_strategy(
             self.user_client,
             s.variant.apply(base),
             s.task.instruction,
             meta,
             add_format=own_format,
+            tools=user_tools or None,
+            run_tool=self._execute_user,
         )
         tools = s.domain.tools()
         self.tool_names = frozenset(t["function"]["name"] for t in tools)
@@ -114,8 +118,14 @@ class _Episode:
     async def _user(self, agent_text: str | None) -> UserTurn:
         started = time.perf_counter()
         turn = await (self.user.start() if agent_text is None else self.user.reply(agent_text))
-        self._turn("user", started, content=turn.text, stop=turn.stop, raw=turn.raw)
+        calls = {"tool_calls": turn.tool_calls} if turn.tool_calls else {}
+        self._turn("user", started, content=turn.text, stop=turn.stop, raw=turn.raw, **calls)
         return turn
+
+    def _execute_user(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        if name not in self.user_tool_names:
+            return ToolResult(f"Error: unknown tool {name!r}", error=True)
+        return self.env.execute_user(name, arguments)
 
     def _execute(self, call: ParsedCall) -> ToolResult:
         if call.error is not None:

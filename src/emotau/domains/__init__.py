@@ -65,11 +65,11 @@ DOMAINS.add("tau-bench:retail:dev", _taubench("retail", "dev"))
 DOMAINS.add("tau-bench:airline", _taubench("airline"))
 
 
-def _tau2(name: str) -> Callable[[], Domain]:
+def _tau2(name: str, split: str | None = None) -> Callable[[], Domain]:
     def make() -> Domain:
         from emotau.domains.tau2 import Tau2Domain
 
-        return Tau2Domain(name)
+        return Tau2Domain(name, split)
 
     return make
 
@@ -78,6 +78,17 @@ DOMAINS.add("tau2:mock", _tau2("mock"))
 DOMAINS.add("tau2:airline", _tau2("airline"))
 DOMAINS.add("tau2:retail", _tau2("retail"))
 DOMAINS.add("tau2:telecom", _tau2("telecom"))
+for _name, _split in [
+    ("airline", "train"),
+    ("airline", "test"),
+    ("retail", "train"),
+    ("retail", "test"),
+    ("telecom", "train"),
+    ("telecom", "test"),
+    ("telecom", "small"),
+    ("telecom", "full"),
+]:
+    DOMAINS.add(f"tau2:{_name}:{_split}", _tau2(_name, _split))
 
 
 def _instantiate(obj: object, name: str) -> Domain:
@@ -112,6 +123,11 @@ def load_domain(name: str) -> Domain:
             except Exception as exc:
                 raise UserError(f"cannot load domain entry point {name!r}: {exc}") from None
             return _instantiate(obj, name)
+    if name.startswith("tau2:"):  # any other domain or split the installed tau2 has
+        _, upstream, *rest = name.split(":")
+        if len(rest) > 1 or not upstream:
+            raise UserError(f"domain {name!r}: expected tau2:<domain>[:<split>]")
+        return _tau2(upstream, rest[0] if rest else None)()
     if ":" in name:
         mod_name, _, attr = name.partition(":")
         if not mod_name or not attr or mod_name.startswith("."):

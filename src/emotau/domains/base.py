@@ -97,6 +97,10 @@ class Environment(ABC):
     def fingerprint(self) -> str:
         """A hash of the state that matters for the reward (equal states, equal hashes)."""
 
+    def execute_user(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """Run one of the *customer's* tool calls (see :meth:`Domain.user_tools`)."""
+        return ToolResult(f"Error: the customer has no tool {name!r}", error=True)
+
 
 class Domain(ABC):
     """A customer-service world. Subclass it, or implement the same attributes and methods."""
@@ -151,6 +155,12 @@ class Domain(ABC):
         if self.evaluate_in_thread:
             return await asyncio.to_thread(self.evaluate, *args)
         return self.evaluate(*args)
+
+    def user_tools(self, task: Task) -> list[dict[str, Any]]:
+        """OpenAI function schemas of the tools the *customer* may call in ``task`` (e.g. a
+        phone's settings); executed by :meth:`Environment.execute_user`. Most domains have none.
+        """
+        return []
 
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools()]

@@ -57,7 +57,7 @@ from emotau.judge import Judgement, judge_statements
 
 #: upstream needs this Python (pyproject: requires-python >=3.12,<3.14)
 MIN_PYTHON = (3, 12)
-#: the domains emotau exposes as ``tau2:<name>``
+#: the domains emotau lists as ``tau2:<name>`` (any other domain upstream registers works too)
 DOMAIN_NAMES = ("mock", "airline", "retail", "telecom")
 INSTALL = (
     "install tau2-bench from its repository into a Python >= 3.12 environment: "
@@ -184,19 +184,27 @@ class Tau2Environment(Environment):
         self.recorded_calls: list[tuple[str, dict[str, Any]]] = []
 
     def execute(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
-        from tau2.data_model.message import AssistantMessage, ToolCall
+        return self._call("assistant", name, arguments)
+
+    def execute_user(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """A customer tool call (telecom's phone, mock's notifications), as upstream's user."""
+        return self._call("user", name, arguments)
+
+    def _call(self, requestor: str, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+        from tau2.data_model.message import AssistantMessage, ToolCall, UserMessage
 
         try:
             call = ToolCall(
                 id=f"call_{len(self.recorded) // 2 + 1}",
                 name=str(name),
                 arguments=dict(arguments) if isinstance(arguments, Mapping) else {},
-                requestor="assistant",
+                requestor=requestor,
             )
             result = self.env.get_response(call)  # upstream: exception -> "Error: ..."
         except Exception as exc:  # never raise into the engine
             return ToolResult(f"Error: {type(exc).__name__}: {exc}", error=True)
-        self.recorded.append(AssistantMessage(role="assistant", content=None, tool_calls=[call]))
+        message = AssistantMessage if requestor == "assistant" else UserMessage
+        self.recorded.append(message(role=requestor, content=None, tool_calls=[call]))
         self.recorded.append(result)
         self.recorded_calls.append((call.name, call.arguments))
         return ToolResult(result.content or "", error=bool(result.error))
@@ -210,7 +218,8 @@ class Tau2Environment(Environment):
         """The episode as upstream messages: the task's message history, then the episode.
 
         With ``turns`` (the record's, as the engine passes them) the episode is in its real
-        order: customer messages, agent messages and the recorded tool calls where they happened.
+        order: customer messages (after the customer's own tool calls, if any), agent messages
+        and the recorded tool calls where they happened.
         Without them (a direct ``evaluate`` call): the recorded tool calls, then what the agent
         said; upstream's DB, env-assertion, action and communicate checks do not depend on the
         order, only its NL-assertion judge does.
@@ -224,14 +233,7 @@ class Tau2Environment(Environment):
             return out
         pending = 0  # index of the next recorded call not yet placed
         for t in turns:
-            if t.get("role") == "user":
-                if t.get("content"):
-                    out.append(UserMessage(role="user", content=t["content"]))
-                continue
-            if not t.get("tool_calls"):
-                out.append(AssistantMessage(role="assistant", content=t.get("content") or ""))
-                continue
-            for c in t["tool_calls"]:
+            for c in t.get("tool_calls") or ():
                 if pending < len(self.recorded_calls) and self.recorded_calls[pending] == (
                     c.get("name"),
                     c.get("arguments") or {},
@@ -241,6 +243,11 @@ class Tau2Environment(Environment):
                         for m in self.recorded[2 * pending : 2 * pending + 2]
                     ]
                     pending += 1
+            if t.get("role") == "user":
+                if t.get("content"):
+                    out.append(UserMessage(role="user", content=t["content"]))
+            elif not t.get("tool_calls"):
+                out.append(AssistantMessage(role="assistant", content=t.get("content") or ""))
         out += [m.model_copy(deep=True) for m in self.recorded[2 * pending :]]
         return out
 
@@ -251,30 +258,56 @@ class Tau2Domain(Domain):
     evaluate_in_thread = True
 
     def __init__(
-        self, domain: str = "mock", task_set: str | None = None, nl_judge: NLJudge | None = None
+        self,
+        domain: str = "mock",
+        split: str | None = None,
+        task_set: str | None = None,
+        nl_judge: NLJudge | None = None,
     ) -> None:
+        """``domain``: an upstream domain; ``split``: one of its task splits (``train``,
+        ``test``, telecom's ``small``/``full``...; default: upstream's default, ``base``);
+        ``task_set``: another registered task set for the domain (default: the domain's)."""
         super().__init__()
-        if domain not in DOMAIN_NAMES:
-            raise UserError(f"unknown tau2 domain {domain!r}; allowed: {', '.join(DOMAIN_NAMES)}")
         _upstream()
         from tau2.agent.llm_agent import LLMAgent
         from tau2.environment.toolkit import ToolType, get_tool_types
         from tau2.registry import registry
 
+        if domain not in registry.get_domains():
+            raise UserError(
+                f"unknown tau2 domain {domain!r}; the installed tau2-bench has: "
+                f"{', '.join(sorted(registry.get_domains()))}"
+            )
         self.upstream_name = domain
         self.task_set = task_set or domain
-        self.name = f"tau2:{domain}" + ("" if self.task_set == domain else f":{self.task_set}")
+        self.split = split
+        self.name = (
+            f"tau2:{domain}"
+            + ("" if self.task_set == domain else f"[{self.task_set}]")
+            + (f":{split}" if split else "")
+        )
         self.version = upstream_version()
         self.nl_judge = nl_judge
         self._env_constructor = registry.get_env_constructor(domain)
         try:
             env = self.build_upstream_env()
-            t2tasks = list(registry.get_tasks_loader(self.task_set)())
+            loader = registry.get_tasks_loader(self.task_set)
+            t2tasks = list(loader(split) if split else loader())
         except (FileNotFoundError, OSError) as exc:
             raise UserError(
                 f"tau2 domain {domain!r} cannot be loaded: upstream data file missing "
                 f"({exc}); this tau2-bench checkout lacks it (TAU2_DATA_DIR or a partial clone?)"
             ) from None
+        except ValueError as exc:
+            if split and "split" in str(exc).lower():
+                splits = registry.get_task_splits_loader(self.task_set)
+                names = ", ".join(sorted(splits())) if splits else "none"
+                raise UserError(
+                    f"tau2 domain {domain!r} has no task split {split!r}; its splits: {names}"
+                ) from None
+            raise
+        except ImportError as exc:  # an optional dependency of one upstream domain
+            raise UserError(f"tau2 domain {domain!r} cannot be built: {exc}") from None
         tools = env.get_tools()
         self._tools = [t.openai_schema for t in tools]
         # upstream's own agent system prompt: its agent instruction wrapped around the policy
@@ -287,6 +320,8 @@ class Tau2Domain(Domain):
             {"transfer_to_human_agents"} & {t.name for t in tools}
         ) or frozenset({"transfer_to_human_agents"})
         self.has_user_tools = env.user_tools is not None
+        self._tools_env = env  # read-only: tool schemas and the customer's tool objects
+        self._user_tools: dict[int, list[Any]] = {}
         self._t2tasks = t2tasks
         self._tasks = [self._task(i, t) for i, t in enumerate(t2tasks)]
 
@@ -315,6 +350,12 @@ class Tau2Domain(Domain):
             "nl_assertions": list(ec.nl_assertions or []) if ec is not None else [],
             "needs_nl_judge": _needs_nl_judge(t),
             "needs_user_tools": bool(user_side),
+            # the customer's own gold tool calls (what the scripted user performs)
+            "user_actions": [
+                {"name": a.name, "arguments": dict(a.arguments)}
+                for a in gold
+                if a.requestor == "user"
+            ],
             "has_message_history": bool(init is not None and init.message_history),
         }
         return Task(
@@ -338,14 +379,32 @@ class Tau2Domain(Domain):
     def policy(self) -> str:
         return self._policy
 
+    def _user_tool_objects(self, task: Task) -> list[Any]:
+        """Upstream's customer tools for the task, chosen as upstream's runner chooses them."""
+        tools = self._user_tools.get(task.id)
+        if tools is None:
+            include = self.upstream_task(task).user_tools
+            try:
+                tools = list(self._tools_env.get_user_tools(include=include) or [])
+            except Exception:  # upstream: no user toolkit -> a user without tools
+                tools = []
+            self._user_tools[task.id] = tools
+        return tools
+
+    def user_tools(self, task: Task) -> list[dict[str, Any]]:
+        """The customer's tools (mock: notifications; telecom: the phone), as upstream gives
+        them to its user simulator (``get_user_tools(include=task.user_tools)``)."""
+        return [t.openai_schema for t in self._user_tool_objects(task)]
+
     def new_environment(self, task: Task) -> Tau2Environment:
         return Tau2Environment(self, self.upstream_task(task))
 
     def user_system_prompt(self, task: Task, strategy: str) -> str:
         """Upstream ``UserSimulator.system_prompt`` for the task, built by upstream's code.
 
-        The simulator is built with no tools (emotau's customer cannot call tools), so upstream
-        picks ``simulation_guidelines.md``; its ``<scenario>`` is ``str(task.user_scenario)``.
+        The simulator is built with the task's customer tools, so upstream picks
+        ``simulation_guidelines_tools.md`` when there are some and ``simulation_guidelines.md``
+        otherwise; its ``<scenario>`` is ``str(task.user_scenario)``.
         Constructing it makes no LLM call. Upstream's prompt asks for plain messages, so a
         strategy with its own reply format (``react``) appends that format's block, as it does
         to emotau's prompt. A variant only appends its block to this text.
@@ -355,7 +414,11 @@ class Tau2Domain(Domain):
         from emotau.users import USER_STRATEGIES
 
         t2task = self.upstream_task(task)
-        user = UserSimulator(llm="none", instructions=str(t2task.user_scenario), tools=None)
+        user = UserSimulator(
+            llm="none",
+            instructions=str(t2task.user_scenario),
+            tools=self._user_tool_objects(task) or None,
+        )
         return user.system_prompt + USER_STRATEGIES.get(strategy).prompt_suffix()
 
     def ground_truth_fingerprint(self, task: Task) -> str:

@@ -271,6 +271,9 @@ class ScriptedUser(ModelClient):
         purpose = md.get("purpose", "reply")
         if purpose == "verify":
             return ChatResponse("YES", prompt_tokens=10, completion_tokens=1)
+        calls = self._tool_calls(request, md)
+        if calls:
+            return ChatResponse(None, calls, prompt_tokens=10, completion_tokens=10 * len(calls))
         message = self._message(request.messages, md)
         if purpose == "reflect":
             return ChatResponse(f"The message was fine.\nMessage: {message}")
@@ -279,9 +282,22 @@ class ScriptedUser(ModelClient):
         p, c = _usage(request.messages, message)
         return ChatResponse(message, prompt_tokens=p, completion_tokens=c)
 
+    def _tool_calls(self, request: ChatRequest, md: Mapping[str, Any]) -> list[ToolCall]:
+        """The task's own customer-side gold calls (``metadata["user_actions"]``), made once,
+        all at the start, when the customer has tools."""
+        if not request.tools:
+            return []
+        actions = list(_task(self.domain, md).metadata.get("user_actions") or ())
+        done = sum(1 for m in request.messages if m.get("role") == "tool")
+        return [
+            ToolCall(f"user_call_{i}", a["name"], json.dumps(a["arguments"]))
+            for i, a in enumerate(actions)
+            if i >= done
+        ]
+
     def _message(self, messages: Sequence[Mapping[str, Any]], md: Mapping[str, Any]) -> str:
         task = _task(self.domain, md)
-        own = [m for m in messages if m.get("role") == "assistant"]
+        own = [m for m in messages if m.get("role") == "assistant" and not m.get("tool_calls")]
         turn = len(own)
         rng = _rng(md, "user", turn)
         phrases = list(md.get("phrases") or ())

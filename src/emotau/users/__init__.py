@@ -14,16 +14,23 @@ Strategies:
   up to ``max_attempts`` candidates, only an accepted one enters the history.
 - ``reflection``: like verify, but a rejected candidate is followed by a reflection call that
   explains the problem and writes an improved message.
+
+Customer-side tools (a domain's ``user_tools``, e.g. tau2's phone in telecom) work with every
+strategy: the customer model may answer with tool calls instead of a message; they are executed
+at once (through ``run_tool``, against the episode's environment), their results go back into the
+customer's history, and the model is asked again, up to ``MAX_TOOL_ROUNDS`` times per message.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from emotau.domains.base import ToolResult
 from emotau.errors import InfraError, UserSimulatorError
 from emotau.models.base import ChatRequest, ChatResponse, ModelClient
 from emotau.registry import Registry
@@ -40,6 +47,10 @@ STOPS = {
     STOP_OUT_OF_SCOPE: "out_of_scope",
     STOP_GOAL_MET: "goal_met",
 }
+#: most rounds of customer tool calls before one message to the agent
+MAX_TOOL_ROUNDS = 10
+#: runs one customer tool call: (name, arguments) -> result
+ToolRunner = Callable[[str, Mapping[str, Any]], ToolResult]
 #: the support chat's greeting that opens the customer's history (the agent never sees it)
 CHAT_OPENER = "Hello, you're through to customer support. How can I help you today?"
 
@@ -118,6 +129,8 @@ class UserTurn:
     text: str
     stop: str | None = None  # "goal_met" | "gave_up" | "transfer" | "out_of_scope"
     raw: list[dict[str, Any]] = field(default_factory=list)  # every call: purpose, content, ...
+    #: customer tool calls made before this message: name, arguments, result, error
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def split_stop(text: str) -> tuple[str, str | None]:
@@ -161,8 +174,13 @@ class UserStrategy(ABC):
         metadata: Mapping[str, Any],
         max_attempts: int = 3,
         add_format: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+        run_tool: ToolRunner | None = None,
     ) -> None:
         self.client = client
+        self.tools = tools or None
+        self.run_tool = run_tool
+        self._tool_log: list[dict[str, Any]] = []  # this message's tool calls so far
         self.instruction = instruction
         # add_format=False: the prompt (e.g. an upstream benchmark's) already sets the format
         self.system_prompt = system_prompt + (self.prompt_suffix() if add_format else "")
@@ -193,10 +211,46 @@ class UserStrategy(ABC):
     # -- the parts strategies vary
     async def _call(self, messages: list[dict[str, Any]], purpose: str) -> ChatResponse:
         meta = {**self.metadata, "purpose": purpose}
-        response = await self.client.complete(ChatRequest(messages=messages, metadata=meta))
+        if purpose != "reply" or self.tools is None:
+            response = await self.client.complete(ChatRequest(messages=messages, metadata=meta))
+        else:
+            response = await self._reply_with_tools(messages, meta)
         if response.content is None or not response.content.strip():
             raise InfraError(f"user model returned an empty {purpose} completion")
         return response
+
+    async def _reply_with_tools(
+        self, messages: list[dict[str, Any]], meta: dict[str, Any]
+    ) -> ChatResponse:
+        """A reply call with the customer's tools: run its tool calls until it writes text."""
+        for _ in range(MAX_TOOL_ROUNDS):
+            request = ChatRequest(messages=messages, tools=self.tools, metadata=meta)
+            response = await self.client.complete(request)
+            if not response.tool_calls:
+                return response
+            messages.append(response.message())  # kept: the tools really ran
+            for call in response.tool_calls:
+                try:
+                    args = json.loads(call.arguments or "{}")
+                    if not isinstance(args, dict):
+                        raise ValueError("arguments are not a JSON object")
+                except ValueError as exc:
+                    result = ToolResult(f"Error: invalid arguments: {exc}", error=True)
+                    args = None
+                else:
+                    assert self.run_tool is not None, "tools without run_tool"
+                    result = self.run_tool(call.name, args)
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": result.content}
+                )
+                self._tool_log.append(
+                    {"id": call.id, "name": call.name, "arguments": args}
+                    | ({"raw_arguments": call.arguments} if args is None else {})
+                    | {"result": result.content, "error": result.error}
+                )
+        raise UserSimulatorError(
+            f"customer made {MAX_TOOL_ROUNDS} rounds of tool calls without writing a message"
+        )
 
     def parse(self, content: str) -> str:
         """The message the agent will see from one raw completion."""
@@ -216,15 +270,21 @@ class UserStrategy(ABC):
     def _accept(self, content: str, message: str, raw: list[dict[str, Any]]) -> UserTurn:
         self.messages.append({"role": "assistant", "content": content})
         text, stop = split_stop(message)
-        return UserTurn(text, stop, raw)
+        calls, self._tool_log = self._tool_log, []
+        return UserTurn(text, stop, raw, calls)
 
     def transcript(self) -> str:
         lines = []
         for m in self.messages[2:]:
-            who = "Agent" if m["role"] == "user" else "Customer"
-            lines.append(
-                f"{who}: {self.parse(m['content']) if who == 'Customer' else m['content']}"
-            )
+            if m["role"] == "tool":
+                lines.append(f"(the customer's tool answered: {m['content']})")
+            elif m.get("tool_calls"):
+                names = ", ".join(c["function"]["name"] for c in m["tool_calls"])
+                lines.append(f"(the customer used a tool: {names})")
+            elif m["role"] == "user":
+                lines.append(f"Agent: {m['content']}")
+            else:
+                lines.append(f"Customer: {self.parse(m['content'])}")
         return "\n".join(lines) or "(no messages yet)"
 
 
