@@ -518,3 +518,14 @@ def test_customer_tools_reach_upstreams_user_side(mock: Any) -> None:
     roles = [m["role"] for m in rec["user"]["messages"][:5]]
     assert roles == ["user", "assistant", "tool", "assistant", "tool"]
     assert "notif_1" not in json.dumps(rec["agent"]["messages"][:1])
+
+
+def test_runs_of_another_upstream_version_are_never_mixed(mock: Any, tmp_path, monkeypatch) -> None:
+    import emotau.domains.tau2 as t2
+
+    spec = {"domain": "tau2:mock", "variants": ["control"], "task_ids": [0, 1]}
+    emotau.run(spec, out=str(tmp_path), experiment_name="v", num_trials=1)
+    monkeypatch.setattr(t2, "upstream_version", lambda: "tau2-bench 9.9 git:feedfacecafe")
+    with pytest.raises(UserError, match="domain_version"):
+        emotau.run(spec, out=str(tmp_path), experiment_name="v", num_trials=1)
+    assert len(emotau.load_run(tmp_path / "v").episodes()) == 2  # finished results untouched
