@@ -66,3 +66,39 @@ def mock_server(*args: str) -> Iterator[str]:
 def mock_stats(base_url: str) -> dict[str, Any]:
     with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=10) as r:
         return json.loads(r.read())
+
+
+def run_one_episode(
+    domain: Any,
+    task: Any,
+    *,
+    variant: str = "control",
+    agent: Any = None,
+    user: Any = None,
+    judge: Any = None,
+    user_strategy: str = "llm",
+    max_steps: int = 30,
+) -> dict[str, Any]:
+    """One episode in process (scripted oracle agent and scripted user unless given)."""
+    import asyncio
+
+    from emotau.agents import AGENT_STRATEGIES
+    from emotau.engine import EpisodeSetup, run_episode
+    from emotau.models.scripted import ScriptedAgent, ScriptedUser
+    from emotau.users import USER_STRATEGIES
+    from emotau.variants import VariantLibrary
+
+    setup = EpisodeSetup(
+        domain=domain,
+        task=task,
+        variant=VariantLibrary.default().select(variant),
+        trial=0,
+        seed=0,
+        agent_client=agent or ScriptedAgent(domain, {"skill": 1.0}),
+        user_client=user or ScriptedUser(domain),
+        agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
+        user_strategy=USER_STRATEGIES.get(user_strategy),
+        max_steps=max_steps,
+        judge_client=judge,
+    )
+    return asyncio.run(run_episode(setup))

@@ -12,14 +12,11 @@ from typing import Any
 
 import pytest
 
-from emotau.agents import AGENT_STRATEGIES
-from emotau.engine import EpisodeSetup, run_episode
 from emotau.judge import format_conversation, judge_statements, parse_judgements
 from emotau.models.base import ChatRequest, ChatResponse, ModelClient
-from emotau.models.scripted import ScriptedAgent, ScriptedJudge, ScriptedUser
-from emotau.users import USER_STRATEGIES, split_stop
-from emotau.variants import VariantLibrary
-from helpers import all_lines, emotau, mock_server
+from emotau.models.scripted import ScriptedJudge
+from emotau.users import split_stop
+from helpers import all_lines, emotau, mock_server, run_one_episode
 from toydomain import JudgedToy
 
 
@@ -42,20 +39,7 @@ def verdict(*met: bool) -> str:
 
 
 def episode(dom: JudgedToy, judge: ModelClient | None, task_id: int = 0, **kw: Any) -> dict:
-    setup = EpisodeSetup(
-        domain=dom,
-        task=dom.tasks()[task_id],
-        variant=VariantLibrary.default().select("frustration"),
-        trial=0,
-        seed=0,
-        agent_client=ScriptedAgent(dom, {"skill": 1.0}),
-        user_client=ScriptedUser(dom),
-        agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
-        user_strategy=USER_STRATEGIES.get("llm"),
-        max_steps=kw.pop("max_steps", 30),
-        judge_client=judge,
-    )
-    return asyncio.run(run_episode(setup))
+    return run_one_episode(dom, dom.tasks()[task_id], variant="frustration", judge=judge, **kw)
 
 
 def test_score_gets_termination_turns_judge_and_metadata() -> None:
@@ -189,20 +173,7 @@ def test_a_transfer_stop_ends_the_episode() -> None:
             return ChatResponse("I was told to call another number. ###OUT-OF-SCOPE###")
 
     dom = JudgedToy()
-    setup = EpisodeSetup(
-        domain=dom,
-        task=dom.tasks()[1],
-        variant=VariantLibrary.default().select("control"),
-        trial=0,
-        seed=0,
-        agent_client=ScriptedAgent(dom, {"skill": 1.0}),
-        user_client=Bye(),
-        agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
-        user_strategy=USER_STRATEGIES.get("llm"),
-        max_steps=5,
-        judge_client=Judge(verdict(True, True)),
-    )
-    rec = asyncio.run(run_episode(setup))
+    rec = run_one_episode(dom, dom.tasks()[1], user=Bye(), judge=Judge(verdict(True, True)))
     assert rec["termination"] == "user_out_of_scope" and rec["num_agent_steps"] == 0
 
 

@@ -338,29 +338,10 @@ def test_oracle_through_the_mock_server(mock: Any, tmp_path) -> None:
         assert eps[t.id]["reward"] == allowed, t.metadata["upstream_id"]
 
 
-def _episode(dom: Any, task: Any, judge: Any = None, max_steps: int = 30, user: str = "llm"):
-    import asyncio
+def _episode(dom: Any, task: Any, judge: Any = None, max_steps: int = 30) -> dict[str, Any]:
+    from helpers import run_one_episode
 
-    from emotau.agents import AGENT_STRATEGIES
-    from emotau.engine import EpisodeSetup, run_episode
-    from emotau.models.scripted import ScriptedAgent, ScriptedUser
-    from emotau.users import USER_STRATEGIES
-    from emotau.variants import VariantLibrary
-
-    setup = EpisodeSetup(
-        domain=dom,
-        task=task,
-        variant=VariantLibrary.default().select("anxiety"),
-        trial=0,
-        seed=0,
-        agent_client=ScriptedAgent(dom, {"skill": 1.0}),
-        user_client=ScriptedUser(dom),
-        agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
-        user_strategy=USER_STRATEGIES.get(user),
-        max_steps=max_steps,
-        judge_client=judge,
-    )
-    return asyncio.run(run_episode(setup))
+    return run_one_episode(dom, task, variant="anxiety", judge=judge, max_steps=max_steps)
 
 
 def test_step_limit_scores_zero_as_upstream_does(mock: Any) -> None:
@@ -458,14 +439,9 @@ def test_unknown_domain_and_split(upstream: Any) -> None:
 
 def test_customer_tools_reach_upstreams_user_side(mock: Any) -> None:
     """The customer's tool calls run as upstream's user (requestor "user") and count."""
-    import asyncio
-
-    from emotau.agents import AGENT_STRATEGIES
-    from emotau.engine import EpisodeSetup, run_episode
     from emotau.models.base import ToolCall
-    from emotau.models.scripted import ScriptedAgent, ScriptedUser
-    from emotau.users import USER_STRATEGIES
-    from emotau.variants import VariantLibrary
+    from emotau.models.scripted import ScriptedUser
+    from helpers import run_one_episode
 
     class UsesPhone(ScriptedUser):
         def _tool_calls(self, request, md):  # type: ignore[no-untyped-def]
@@ -481,19 +457,7 @@ def test_customer_tools_reach_upstreams_user_side(mock: Any) -> None:
     )
 
     def run(user: Any) -> dict[str, Any]:
-        setup = EpisodeSetup(
-            domain=mock,
-            task=task,
-            variant=VariantLibrary.default().select("confusion"),
-            trial=0,
-            seed=0,
-            agent_client=ScriptedAgent(mock, {"skill": 1.0}),
-            user_client=user,
-            agent_strategy=AGENT_STRATEGIES.get("tool-calling"),
-            user_strategy=USER_STRATEGIES.get("llm"),
-            max_steps=30,
-        )
-        return asyncio.run(run_episode(setup))
+        return run_one_episode(mock, task, variant="confusion", user=user)
 
     t2task = mock.upstream_task(task)
     phone = [("check_notifications", {}), ("dismiss_notification", {"notification_id": "notif_1"})]
