@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -34,6 +35,12 @@ def test_run_inside_a_running_event_loop(tmp_path) -> None:
 
     run = asyncio.run(notebook_cell())
     assert run.summary()["finished_episodes"] == 3
+
+
+def test_run_leaves_the_garbage_collector_as_it_was(tmp_path) -> None:
+    before = gc.get_threshold()
+    emotau.run(domain="toydomain:ToyDomain", out=str(tmp_path), num_trials=1, variants=["control"])
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_run_async(tmp_path) -> None:

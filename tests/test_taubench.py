@@ -133,6 +133,54 @@ def test_wrong_write_and_missing_output_score_zero_like_upstream(domains, env_na
 
 
 @needs_upstream
+def test_fingerprint_is_equal_exactly_when_the_sorted_json_is(domains) -> None:
+    """The fingerprint hashes only what differs from the pristine data; equality must still be
+    that of the whole data's sorted-key JSON (upstream's hash): key order aside, types count."""
+    import itertools
+    import json
+
+    domain = domains["retail"]
+    tasks = list(domain.tasks())[:12]
+    envs = [domain.new_environment(tasks[0])]
+    for task in tasks:
+        envs.append(domain.replay_ground_truth(task))
+        partial = domain.new_environment(task)
+        for a in task.actions[:-1]:
+            partial.execute(a.name, a.arguments)
+        envs.append(partial)
+
+    def changed(edit: Any) -> int:
+        env = domain.new_environment(tasks[0])
+        edit(env.data, next(iter(env.data["orders"])))
+        envs.append(env)
+        return len(envs) - 1
+
+    changed(lambda d, k: d["orders"].update({k: dict(reversed(d["orders"][k].items()))}))
+    changed(lambda d, k: d["orders"].pop(k))
+    for value in (1, 1.0, True, [1, 3], {3, 1}):
+        changed(lambda d, k, v=value: d["orders"].update({"#new": {"a": v}}))
+    changed(lambda d, k: d.update({"carts": {}}))
+
+    def int_price(data: Any, key: str) -> None:  # == the pristine price, not for upstream's hash
+        item = next(i for o in data["orders"].values() for i in o["items"] if i["price"] % 1 == 0)
+        item["price"] = int(item["price"])
+
+    priced = changed(int_price)
+    changed(lambda d, k: d.update({"products": []}))
+    first = domain.new_environment(tasks[0])
+    first.data["orders"].clear()
+    assert domain.new_environment(tasks[0]).data == envs[0].data  # every copy is its own
+
+    full = [json.dumps(e.data, sort_keys=True, default=sorted) for e in envs]
+    fps = [e.fingerprint() for e in envs]
+    pairs = list(itertools.combinations(range(len(envs)), 2))
+    assert any(full[i] == full[j] for i, j in pairs)  # key order only, and unchanged tasks
+    assert full[priced] != full[0]  # so the fingerprints must differ too
+    for i, j in pairs:
+        assert (fps[i] == fps[j]) == (full[i] == full[j]), (i, j)
+
+
+@needs_upstream
 def test_control_prompt_is_upstreams_own_and_variants_only_append(domains) -> None:
     from tau_bench.envs.user import LLMUserSimulationEnv, ReactUserSimulationEnv
 

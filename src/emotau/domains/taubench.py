@@ -13,23 +13,29 @@ How it maps onto emotau:
 - the control user's system prompt is upstream's own prompt for the user strategy, built by
   upstream's code for the task's instruction (``react`` gets upstream's react prompt); a
   variant only appends its block. No upstream module or class is patched;
+- each episode's data is a copy of upstream's data as ``load_data()`` returned it once per
+  domain (unpickled from bytes kept in memory: ~1.5x cheaper than reading the JSON files again);
 - the reward is upstream's rule: the final data must equal the data after replaying the
-  ground-truth actions on fresh data (compared through a cheap sorted-JSON fingerprint that is
-  equal exactly when upstream's ``consistent_hash(to_hashable(.))`` is; the breakdown reports
-  upstream's own ground-truth hash), and every required output must be a case-insensitive
-  substring (commas removed) of a message to the customer. Both ground-truth hashes are
-  computed once per task and cached, and the reward runs in a worker thread, off the event
-  loop.
+  ground-truth actions on fresh data (compared through a cheap fingerprint of what differs
+  from the pristine data, equal exactly when upstream's ``consistent_hash(to_hashable(.))``
+  is; the breakdown reports upstream's own ground-truth hash), and every required output must
+  be a case-insensitive substring (commas removed) of a message to the customer. Both
+  ground-truth hashes are computed once per task and cached, and the reward runs in a worker
+  thread, off the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import json
+import marshal
 import os
+import pickle
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,33 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"not JSON data: {type(obj).__name__}")
+
+
+def _canonical(obj: Any) -> str:
+    """Sorted-key JSON: equal exactly when upstream's ``to_hashable`` forms are."""
+    return json.dumps(obj, sort_keys=True, default=_jsonable)
+
+
+def _packed(obj: Any) -> bytes | None:
+    """Marshal bytes, the same exactly for equal values of the same types in the same order
+    (version 2 writes no back-references); ``None`` for what marshal cannot write."""
+    try:
+        return marshal.dumps(obj, 2)
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """No cyclic-GC pass in the block (for code that makes many objects but no cycle), then
+    the GC as it was (a GC that another thread disabled meanwhile is left to that thread)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _upstream() -> Any:
@@ -108,19 +141,24 @@ class TauBenchEnvironment(Environment):
         return ToolResult(text, error=text.startswith("Error"))
 
     def fingerprint(self) -> str:
-        """A cheap hash of the data (sorted-key JSON): equal exactly when upstream's is.
+        """A cheap hash of the data: equal exactly when its sorted-key JSON, hence upstream's
+        ``consistent_hash(to_hashable(data))``, is.
 
-        Upstream's ``consistent_hash(to_hashable(data))`` builds ~700k tuples (60-230 ms on
-        retail); this is ~5x cheaper. Both compare the same JSON-loaded structures: dict key
-        order is ignored and lists compare element by element in both. The breakdown still
-        reports upstream's own ground-truth hash (:meth:`TauBenchDomain.upstream_gt_hash`).
+        Upstream's hash builds ~700k tuples (60-230 ms on retail), the JSON of the whole data
+        takes ~20 ms; this hashes only the records (entries of a table) that differ from the
+        pristine data (~5 ms), see :meth:`TauBenchDomain.changes`. The breakdown still reports
+        upstream's own ground-truth hash (:meth:`TauBenchDomain.upstream_gt_hash`).
         """
-        blob = json.dumps(self.data, sort_keys=True, default=_jsonable).encode()
+        blob = _canonical(self.domain.changes(self.data)).encode()
         return hashlib.sha256(blob).hexdigest()
 
     def upstream_hash(self) -> str:
+        """Upstream's own hash, with no cyclic-GC pass: its ~700k tuples hold no cycle
+        (reference counting frees them), and their allocation alone would set off passes that
+        walk every live episode's data, several times per hash."""
         base = _upstream().envs.base
-        return base.consistent_hash(base.to_hashable(self.data))
+        with _no_cyclic_gc():
+            return base.consistent_hash(base.to_hashable(self.data))
 
 
 class TauBenchDomain(Domain):
@@ -146,7 +184,13 @@ class TauBenchDomain(Domain):
         self.name = f"tau-bench:{env_name}" + ("" if split == "test" else f":{split}")
         self.version = upstream_version()
         self.tools_map = dict(env.tools_map)
-        self.load_data = env.data_load_func
+        # upstream's data as its load_data() returns it (env.data is fresh): kept as a pickle,
+        # which each episode unpickles into its own copy (upstream's tools change it in place),
+        # and as marshal bytes per record, which fingerprints compare against
+        self._pristine = pickle.dumps(env.data, pickle.HIGHEST_PROTOCOL)
+        self._records: dict[str, dict[str, bytes | None]] | None = None
+        if all(isinstance(t, dict) for t in env.data.values()):
+            self._records = {n: {k: _packed(r) for k, r in t.items()} for n, t in env.data.items()}
         self._tools = list(env.tools_info)
         self._wiki = env.wiki
         self.terminal_tools = frozenset(env.terminate_tools)
@@ -177,6 +221,39 @@ class TauBenchDomain(Domain):
 
     def new_environment(self, task: Task) -> Environment:
         return TauBenchEnvironment(self)
+
+    def load_data(self) -> dict[str, Any]:
+        """A fresh copy of upstream's data, as its ``load_data()`` returns it."""
+        data: dict[str, Any] = pickle.loads(self._pristine)
+        return data
+
+    def changes(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What of ``data`` differs from the pristine data, in a form whose sorted-key JSON is
+        equal for two datas exactly when their own sorted-key JSON is.
+
+        ``{"changed": {table: {key: [record] | []}}}`` lists, per table, every record whose
+        sorted-key JSON differs from the pristine one's (``[]``: deleted); a record with the
+        pristine marshal bytes is unchanged without further check. Data whose tables are not
+        the pristine ones (added, dropped, not a mapping) is taken whole: ``{"whole": data}``.
+        """
+        records = self._records
+        if records is None or data.keys() != records.keys():
+            return {"whole": data}
+        if not all(isinstance(t, dict) for t in data.values()):
+            return {"whole": data}
+        changed: dict[str, dict[str, list[Any]]] = {}
+        for name, table in data.items():
+            base = records[name]
+            out: dict[str, list[Any]] = {k: [] for k in base.keys() - table.keys()}
+            for key, rec in table.items():
+                old = base.get(key)  # None: a new record (or one marshal cannot write): listed
+                if old is not None and (
+                    old == _packed(rec) or _canonical(rec) == _canonical(marshal.loads(old))
+                ):
+                    continue
+                out[key] = [rec]
+            changed[name] = out
+        return {"changed": changed}
 
     def user_system_prompt(self, task: Task, strategy: str) -> str:
         """Upstream's own user prompt for the strategy, built by upstream's code."""
