@@ -1,4 +1,9 @@
-"""Analysis of finished runs: statistics over a table of scored episodes."""
+"""Analysis of finished runs (see ``docs/analysis.md``).
+
+This package exports the statistics over a table of scored episodes. The other modules are
+imported on their own: ``tables`` (episode and turn tables, Parquet), ``conversation``
+(failure taxonomy, agent behaviour) and ``emotion`` (the manipulation check).
+"""
 
 from emotau.analysis.stats import (
     DEFAULT_ICC,

@@ -18,9 +18,11 @@ import asyncio
 import hashlib
 import json
 import re
+import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +207,22 @@ class Domain(ABC):
             breakdown["transfer"] = {"required": required, "done": done}
             ok = ok and required == done
         return RewardResult(1.0 if ok else 0.0, breakdown)
+
+
+def git_commit(root: Path) -> str | None:
+    """The first 12 hex digits of ``HEAD`` of the git checkout at ``root`` (read only), or
+    ``None`` when it is not one; used to record which upstream benchmark a run used."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha[:12] or None
 
 
 # --------------------------------------------------------------------------- output matching

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -51,14 +50,13 @@ from emotau.domains.base import (
     RewardResult,
     Task,
     ToolResult,
+    git_commit,
 )
 from emotau.errors import UserError
 from emotau.judge import Judgement, judge_statements
 
 #: upstream needs this Python (pyproject: requires-python >=3.12,<3.14)
 MIN_PYTHON = (3, 12)
-#: the domains emotau lists as ``tau2:<name>`` (any other domain upstream registers works too)
-DOMAIN_NAMES = ("mock", "airline", "retail", "telecom")
 INSTALL = (
     "install tau2-bench from its repository into a Python >= 3.12 environment: "
     "git clone https://github.com/sierra-research/tau2-bench && pip install -e ./tau2-bench, "
@@ -127,20 +125,8 @@ def upstream_version() -> str:
     except metadata.PackageNotFoundError:
         pkg = "unknown"
     root = Path(tau2.__file__).resolve().parent.parent.parent  # src/tau2/__init__.py -> repo
-    commit = "unknown"
-    if (root / ".git").exists():
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(root), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-            commit = out[:12] or commit
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return f"tau2-bench {pkg} git:{commit}"
+    commit = git_commit(root) if (root / ".git").exists() else None
+    return f"tau2-bench {pkg} git:{commit or 'unknown'}"
 
 
 def _needs_nl_judge(t2task: Any) -> bool:

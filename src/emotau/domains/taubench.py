@@ -34,13 +34,20 @@ import json
 import marshal
 import os
 import pickle
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from emotau.domains.base import Action, Domain, Environment, RewardResult, Task, ToolResult
+from emotau.domains.base import (
+    Action,
+    Domain,
+    Environment,
+    RewardResult,
+    Task,
+    ToolResult,
+    git_commit,
+)
 from emotau.errors import UserError
 
 INSTALL = (
@@ -103,19 +110,9 @@ def _upstream() -> Any:
 def upstream_version() -> str:
     """The git commit of an editable checkout, else the installed package version."""
     tau_bench = _upstream()
-    root = Path(tau_bench.__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        if sha:
-            return f"git:{sha[:12]}"
-    except (OSError, subprocess.SubprocessError):
-        pass
+    sha = git_commit(Path(tau_bench.__file__).resolve().parent.parent)
+    if sha:
+        return f"git:{sha}"
     try:
         return f"pkg:{metadata.version('tau_bench')}"
     except metadata.PackageNotFoundError:
