@@ -15,7 +15,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "RunSpec", "UserError", "__version__", "load_run", "run", "run_async"]
+__all__ = [
+    "Run",
+    "RunSpec",
+    "UserError",
+    "__version__",
+    "analyze",
+    "compare",
+    "load_run",
+    "run",
+    "run_async",
+]
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,6 +99,26 @@ def load_run(path: str | Path) -> Run:
     from emotau.runner import Run
 
     return Run.open(path)
+
+
+def analyze(run: Run | str | Path, out: str | Path | None = None, **options: Any) -> Any:
+    """Analyse a run; with ``out``, write its report directory (``emotau analyze``).
+
+    Returns an :class:`emotau.analysis.report.Analysis` whose attributes are the report's
+    tables as DataFrames. Options: ``reference``, ``n_boot``, ``seed``, ``valence``,
+    ``max_conversations`` (see ``docs/analysis.md``).
+    """
+    from emotau.analysis.report import analyze as _analyze
+
+    return _analyze(run, out, **options)
+
+
+def compare(run_a: Run | str | Path, run_b: Run | str | Path, **options: Any) -> Any:
+    """Compare run B with run A variant by variant (``emotau compare``); options
+    ``reference``, ``n_boot``, ``seed``. Returns a ``RunComparison`` (``.table``)."""
+    from emotau.analysis.compare import compare_runs
+
+    return compare_runs(run_a, run_b, **options)
 
 
 def __getattr__(name: str) -> Any:

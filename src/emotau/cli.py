@@ -184,17 +184,61 @@ def execution_options(fn: Any) -> Any:
 @click.option(
     "--new-run", is_flag=True, help="If the spec changed, start <name>-2 instead of stopping."
 )
+@click.option(
+    "--plan",
+    is_flag=True,
+    help="Print the design and its minimum detectable effect, then stop (runs nothing).",
+)
 def run(**opts: Any) -> None:
     """Run or resume an experiment, then print its summary."""
     from emotau.progress import make_progress
     from emotau.runner import Shard, run_experiment
 
     spec = spec_from_options(opts)
+    if opts["plan"]:
+        _plan(spec)
+        return
     shard = Shard.parse(opts["shard"])
     mode = "none" if opts["quiet"] else opts["progress"]
     _finish(
         lambda: run_experiment(spec, shard, opts["new_run"], make_progress(mode), opts["workers"]),
         opts["quiet"],
+    )
+
+
+def _plan(spec: Any) -> None:
+    """`run --plan`: the grid and the effect it can detect, before paying for it."""
+    from rich.table import Table
+
+    from emotau.analysis.stats import DEFAULT_ICC, mde_table
+    from emotau.runner import prepare
+
+    exp = prepare(spec)
+    tasks, arms = len(exp.resolved.task_ids), len(exp.selections)
+    trials = spec.num_trials
+    click.echo(
+        f"plan: domain {spec.domain}, {tasks} tasks x {arms} arms x {trials} trials = "
+        f"{tasks * arms * trials} episodes ({tasks * trials} per arm); nothing is run."
+    )
+    comparisons = max(1, arms - 1)
+    grid = sorted({1, 2, 3, 5, 10, trials})
+    table = Table(
+        title=f"Minimum detectable difference from control, in points (80% power, paired; "
+        f"alpha 0.05 / {comparisons} comparisons, the Holm worst case; "
+        f"intra-task correlation {DEFAULT_ICC} assumed)"
+    )
+    table.add_column("control success")
+    for t in grid:
+        table.add_column(
+            f"{t} trial{'s' if t > 1 else ''}" + (" (this run)" if t == trials else "")
+        )
+    mde = mde_table(tasks, grid, comparisons=comparisons)
+    for base, row in mde.iterrows():
+        table.add_row(f"{100 * base:.0f}%", *(f"{v:.1f}" for v in row.to_numpy()))
+    _console().print(table)
+    click.echo(
+        "A true difference smaller than this is likely to be missed; add tasks or trials "
+        "(the cheapest fix is usually more tasks)."
     )
 
 
@@ -289,6 +333,83 @@ def summary(run_dir: str, fmt: str) -> None:
     from emotau.summary import render_table
 
     _console().print(render_table(data, title=run_dir))
+
+
+# ------------------------------------------------------------------------------ analysis
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", "-o", type=click.Path(), help="Report directory [RUN_DIR/report].")
+@click.option(
+    "--reference",
+    help="The arm the others are compared with [control, when the run has it].",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(100, 1_000_000),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples (over tasks) per interval.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling.")
+@click.option(
+    "--no-valence",
+    is_flag=True,
+    help="Skip VADER valence in the emotion scores (faster on large runs of model text).",
+)
+@click.option(
+    "--max-conversations",
+    type=click.IntRange(0, 1_000_000),
+    default=600,
+    show_default=True,
+    help="Episodes embedded in the HTML conversation browser.",
+)
+def analyze(run_dir: str, **opts: Any) -> None:
+    """Write RUN_DIR's report: summary.md, report.html, Parquet tables and plots."""
+    from pathlib import Path
+
+    from emotau.analysis.report import analyze as analyze_run
+    from emotau.runner import Run
+
+    run = Run.open(run_dir)
+    out = Path(opts["out"]) if opts["out"] else run.path / "report"
+    result = analyze_run(
+        run,
+        out,
+        reference=opts["reference"],
+        n_boot=opts["bootstrap"],
+        seed=opts["seed"],
+        valence=False if opts["no_valence"] else None,
+        max_conversations=opts["max_conversations"],
+    )
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"report written to {out} (open {out / 'report.html'}; tables in summary.md)")
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
+@click.option("--reference", help="Arm for the difference in drops [control, when both have it].")
+@click.option("--out", "-o", type=click.Path(), help="Also write compare.md and compare.csv here.")
+@click.option("--bootstrap", type=click.IntRange(100, 1_000_000), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def compare(run_a: str, run_b: str, **opts: Any) -> None:
+    """Compare run B with run A (e.g. two agent models) on the variants both have."""
+    from rich.markdown import Markdown
+
+    from emotau.analysis.compare import compare_runs, write_comparison
+
+    result = compare_runs(
+        run_a, run_b, reference=opts["reference"], n_boot=opts["bootstrap"], seed=opts["seed"]
+    )
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if opts["out"]:
+        write_comparison(result, opts["out"])
+    if sys.stdout.isatty():
+        _console().print(Markdown(result.to_markdown()))
+    else:
+        click.echo(result.to_markdown())
 
 
 # ------------------------------------------------------------------------------ variants

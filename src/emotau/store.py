@@ -150,6 +150,37 @@ class RunStore:
         """One record per key: the first finished one, else the latest infrastructure error."""
         return merge_records(self.iter_records(light))
 
+    def iter_merged(self, light: bool = False) -> Iterator[dict[str, Any]]:
+        """The records of :meth:`merged`, streamed in file order.
+
+        A first pass reads only each line's key and status (from the prefix emotau writes,
+        else by parsing the line) and picks, per key, the first finished record, else the
+        latest; a second pass parses and yields the chosen lines. Memory: the keys only.
+        """
+        chosen: dict[Key, tuple[tuple[str, int], bool]] = {}
+        for pos, key, status in self._line_keys():
+            old = chosen.get(key)
+            if old is None or not old[1]:
+                chosen[key] = (pos, status == "completed")
+        wanted = {pos for pos, _ in chosen.values()}
+        chosen.clear()
+        for path in self.shard_files():
+            for i, raw in enumerate(_complete_lines(path)):
+                if (path.name, i) in wanted:
+                    rec = _parse(raw)
+                    if rec is not None:
+                        yield {k: rec.get(k) for k in LIGHT_FIELDS} if light else rec
+
+    def _line_keys(self) -> Iterator[tuple[tuple[str, int], Key, str | None]]:
+        for path in self.shard_files():
+            for i, raw in enumerate(_complete_lines(path)):
+                m = _PREFIX_RE.match(raw)
+                if m is not None and raw.endswith(b"}\n"):
+                    key = (int(m[1]), m[2].decode("utf-8"), int(m[3]))
+                    yield (path.name, i), key, m[4].decode("ascii")
+                elif (rec := _parse(raw)) is not None:
+                    yield (path.name, i), record_key(rec), rec.get("status")
+
     def finished_keys(self) -> set[Key]:
         keys: set[Key] = set()
         for path in self.shard_files():
@@ -169,7 +200,14 @@ def merge_records(records: Iterable[dict[str, Any]]) -> dict[Key, dict[str, Any]
     return out
 
 
-def read_shard(path: Path, light: bool = False) -> Iterator[dict[str, Any]]:
+# the start of every line ShardWriter writes (json.dumps of a record, compact separators)
+_PREFIX_RE = re.compile(
+    rb'\{"task_id":(-?\d+),"variant":"([^"\\]*)","trial":(\d+),"status":"(\w+)"'
+)
+
+
+def _complete_lines(path: Path) -> Iterator[bytes]:
+    """Every newline-terminated line; stops at a partial last line (being written, or cut)."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
@@ -177,15 +215,26 @@ def read_shard(path: Path, light: bool = False) -> Iterator[dict[str, Any]]:
     with fh:
         for raw in fh:
             if not raw.endswith(b"\n"):
-                break  # being written by another process, or cut by a crash
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-                record_key(rec)
-            except (ValueError, TypeError, KeyError):
-                continue  # only possible for a line damaged outside emotau
-            if light:
-                rec = {k: rec.get(k) for k in LIGHT_FIELDS}
-            yield rec
+                break
+            yield raw
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """The record on a line, or None for a line damaged outside emotau."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+        record_key(rec)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return rec
+
+
+def read_shard(path: Path, light: bool = False) -> Iterator[dict[str, Any]]:
+    for raw in _complete_lines(path):
+        rec = _parse(raw)
+        if rec is None:
+            continue  # only possible for a line damaged outside emotau
+        yield {k: rec.get(k) for k in LIGHT_FIELDS} if light else rec
 
 
 def repair_shard(path: Path) -> int:

@@ -354,3 +354,29 @@ def minimum_detectable_effect(
     var_arm = baseline * (1 - baseline) / (n_tasks * n_trials) * deff
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     return float(min(1.0, z * math.sqrt(2 * var_arm * (1 - rho))))
+
+
+def mde_table(
+    n_tasks: int,
+    trials: Sequence[int] = (1, 2, 3, 5, 10),
+    baselines: Sequence[float] = (0.3, 0.5, 0.7, 0.9),
+    icc: float | None = None,
+    comparisons: int = 1,
+    power: float = 0.8,
+) -> pd.DataFrame:
+    """:func:`minimum_detectable_effect` for a grid of trials and baseline success rates.
+
+    Rows are baselines, columns trials per task; values are points (0..100). With
+    ``comparisons`` > 1 the test level is alpha = 0.05 / comparisons, the bound Holm meets
+    at worst.
+    """
+    if comparisons < 1:
+        raise ValueError("comparisons must be at least 1")
+    alpha = 0.05 / comparisons
+    data = {
+        t: [100 * minimum_detectable_effect(n_tasks, t, b, icc, alpha, power) for b in baselines]
+        for t in trials
+    }
+    out = pd.DataFrame(data, index=pd.Index(list(baselines), name="baseline"))
+    out.columns.name = "trials"
+    return out

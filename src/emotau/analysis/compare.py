@@ -1,0 +1,210 @@
+"""Two runs on the same variants (for example two agent models): who suffers more?
+
+:func:`compare_runs` pairs the runs' episodes on (task, trial) within each variant and tests
+B against A with the statistics of :func:`emotau.analysis.stats.compare_variants` (exact
+McNemar, permutation test over tasks, Holm across variants). With a reference arm in both
+runs it also estimates the difference in drops, (B_v - B_ref) - (A_v - A_ref), from per-task
+success rates with a task-bootstrap interval: does emotion hurt B less than A?
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotau.analysis.stats import compare_variants, holm
+from emotau.errors import UserError
+
+_COLUMNS = ("task_id", "variant", "trial", "success", "reward")
+
+
+@dataclass
+class RunComparison:
+    labels: tuple[str, str]
+    reference: str | None
+    table: pd.DataFrame  # one row per common variant
+    warnings: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        a, b = self.labels
+        lines = [f"# emotau compare: {a} (A) vs {b} (B)", ""]
+        lines += [f"**Warning:** {w}" for w in self.warnings]
+        lines.append("")
+        headers = [
+            "variant", "pairs", f"A {a}", f"B {b}", "B - A (points)", "95% CI",
+            "McNemar p (Holm)", "permutation p (Holm)",
+        ]  # fmt: skip
+        with_did = "did_pp" in self.table and self.table["did_pp"].notna().any()
+        if with_did:
+            headers += [f"drop vs {self.reference}: A", "B", "B - A (points)", "95% CI "]
+        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for r in self.table.itertuples():
+            row = [
+                str(r.variant), str(r.pairs), _pct(r.rate_a), _pct(r.rate_b), _pp(r.diff_pp),
+                _ci(r.diff_low_pp, r.diff_high_pp), f"{_p(r.p_mcnemar)} ({_p(r.p_mcnemar_holm)})",
+                f"{_p(r.p_permutation)} ({_p(r.p_permutation_holm)})",
+            ]  # fmt: skip
+            if with_did:
+                row += [_pp(r.drop_a_pp), _pp(r.drop_b_pp), _pp(r.did_pp)]
+                row.append(_ci(r.did_low_pp, r.did_high_pp))
+            lines.append("| " + " | ".join(row) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _pct(x: Any) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def _pp(x: Any) -> str:
+    return "–" if pd.isna(x) else f"{x:+.1f}"
+
+
+def _ci(lo: Any, hi: Any) -> str:
+    return "" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.1f}, {hi:.1f}]"
+
+
+def _p(x: Any) -> str:
+    return "–" if pd.isna(x) else ("<0.001" if x < 0.001 else f"{x:.3f}")
+
+
+def _scored(run: Any) -> pd.DataFrame:
+    rows = [
+        {k: r.get(k) for k in _COLUMNS}
+        for r in run.store.iter_merged(light=True)
+        if r.get("status") == "completed" and r.get("scored")
+    ]
+    df = pd.DataFrame(rows, columns=list(_COLUMNS))
+    df["success"] = df["success"].astype(bool)
+    df["reward"] = pd.to_numeric(df["reward"], errors="coerce").fillna(0.0)
+    return df
+
+
+def compare_runs(
+    run_a: Any,
+    run_b: Any,
+    *,
+    reference: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> RunComparison:
+    """Compare run B against run A variant by variant (paths or :class:`emotau.Run`)."""
+    from emotau.runner import Run
+
+    ra = run_a if isinstance(run_a, Run) else Run.open(run_a)
+    rb = run_b if isinstance(run_b, Run) else Run.open(run_b)
+    if ra.path.resolve() == rb.path.resolve():
+        raise UserError("compare needs two different runs; both paths are the same run")
+    da, db = ra.frozen["identity"]["domain"], rb.frozen["identity"]["domain"]
+    if da != db:
+        raise UserError(f"the runs are on different domains ({da} vs {db}): not comparable")
+    common = [v for v in ra.variants if v in set(rb.variants)]
+    if not common:
+        raise UserError(
+            f"the runs share no variant (A: {', '.join(ra.variants)}; B: {', '.join(rb.variants)})"
+        )
+    ref = _reference(reference, common)
+    a, b = _scored(ra), _scored(rb)
+    warnings = []
+    labels = (ra.path.name, rb.path.name) if ra.path.name != rb.path.name else ("A", "B")
+    only = sorted(set(ra.variants) ^ set(rb.variants))
+    if only:
+        warnings.append(f"variants in only one run are left out: {', '.join(only)}")
+    ta, tb = set(a["task_id"]), set(b["task_id"])
+    if ta != tb:
+        warnings.append(
+            f"the runs scored different tasks; only the {len(ta & tb)} tasks both have are paired"
+        )
+    if ref is None and reference is None:
+        warnings.append("no 'control' arm in both runs: no difference in drops (use --reference)")
+    rows = []
+    for v in common:
+        pair = pd.concat(
+            [a[a["variant"] == v].assign(variant="A"), b[b["variant"] == v].assign(variant="B")]
+        )
+        row: dict[str, Any] = {"variant": v}
+        if pair["variant"].nunique() < 2:
+            warnings.append(f"variant {v!r} has no scored episodes in one of the runs")
+            rows.append(row)
+            continue
+        cmp = compare_variants(pair, reference="A", n_boot=n_boot, seed=seed).iloc[0]
+        row |= {
+            "tasks": cmp["tasks"],
+            "pairs": cmp["pairs"],
+            "rate_a": cmp["ref_rate"],
+            "rate_b": cmp["variant_rate"],
+            "diff_pp": cmp["diff_pp"],
+            "diff_low_pp": cmp["diff_low_pp"],
+            "diff_high_pp": cmp["diff_high_pp"],
+            "p_mcnemar": cmp["p_mcnemar"],
+            "p_permutation": cmp["p_permutation"],
+        }
+        if ref is not None and v != ref:
+            row |= _difference_in_drops(a, b, v, ref, n_boot, seed)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in ("tasks", "pairs", "rate_a", "rate_b", "diff_pp", "diff_low_pp", "diff_high_pp"):
+        if col not in table:
+            table[col] = np.nan
+    for fam in ("p_mcnemar", "p_permutation"):
+        if fam not in table:
+            table[fam] = np.nan
+        ok = table[fam].notna()
+        table[f"{fam}_holm"] = np.nan
+        if ok.any():
+            table.loc[ok, f"{fam}_holm"] = holm(table.loc[ok, fam].tolist())
+    for col in ("drop_a_pp", "drop_b_pp", "did_pp", "did_low_pp", "did_high_pp"):
+        if col not in table:
+            table[col] = np.nan
+    return RunComparison(labels, ref, table, warnings)
+
+
+def _reference(asked: str | None, common: list[str]) -> str | None:
+    if asked is None:
+        return "control" if "control" in common else None
+    if asked not in common:
+        raise UserError(
+            f"--reference {asked!r} is not a variant of both runs (common: {', '.join(common)})"
+        )
+    return asked
+
+
+def _difference_in_drops(
+    a: pd.DataFrame, b: pd.DataFrame, v: str, ref: str, n_boot: int, seed: int
+) -> dict[str, float]:
+    """(B_v - B_ref) - (A_v - A_ref) from per-task success rates, on tasks all four cells
+    have, with a percentile task-bootstrap interval (in points)."""
+    cells = []
+    for df in (a, b):
+        for arm in (v, ref):
+            sub = df[df["variant"] == arm]
+            cells.append(sub.groupby("task_id")["success"].mean())
+    m = pd.concat(cells, axis=1, join="inner").to_numpy(dtype=float)
+    if len(m) == 0:
+        return {}
+    drops = np.column_stack([m[:, 0] - m[:, 1], m[:, 2] - m[:, 3]])  # A drop, B drop per task
+    point = drops.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(m), size=(n_boot, len(m)))
+    boot = drops[idx].mean(axis=1)
+    did = boot[:, 1] - boot[:, 0]
+    return {
+        "drop_a_pp": 100 * point[0],
+        "drop_b_pp": 100 * point[1],
+        "did_pp": 100 * (point[1] - point[0]),
+        "did_low_pp": 100 * float(np.percentile(did, 2.5)),
+        "did_high_pp": 100 * float(np.percentile(did, 97.5)),
+    }
+
+
+def write_comparison(result: RunComparison, out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(result.to_markdown(), encoding="utf-8")
+    result.table.to_csv(out / "compare.csv", index=False)
+    return out

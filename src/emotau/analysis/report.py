@@ -1,0 +1,537 @@
+"""The analysis of one run: every table the report shows, computed in one streaming pass.
+
+:func:`analyze` reads a run directory shard by shard, ``CHUNK`` episodes at a time, and keeps
+only compact per-episode and per-message numbers (about 1 KB per episode). Trajectories are
+never all in memory: turn rows go straight to ``turns.parquet`` and the conversation browser
+keeps a bounded sample. :meth:`Analysis.write` renders the report directory
+(:mod:`emotau.analysis.render`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emotau.analysis.conversation import (
+    behaviour_vs_success,
+    conversation_summary,
+    failure_taxonomy,
+)
+from emotau.analysis.emotion import SCORE_COLUMNS, manipulation_check, score_episodes
+from emotau.analysis.stats import (
+    compare_variants,
+    estimate_icc,
+    minimum_detectable_effect,
+    summarize_variants,
+)
+from emotau.analysis.tables import TURN_COLUMNS, build_tables
+from emotau.errors import UserError
+
+CHUNK = 500  # episodes whose full records are held at once
+MAX_CONVERSATIONS = 600  # episodes embedded in the HTML conversation browser
+MAX_TURN_INDEX = 20  # emotion-over-turns curve: customer messages 0..20
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows; each table is a pandas DataFrame (empty when not
+    applicable, with a line in ``warnings`` saying why)."""
+
+    run: str
+    meta: dict[str, Any]
+    variants: list[str]
+    reference: str | None
+    episodes: pd.DataFrame  # the episode table (one row per merged record)
+    messages: pd.DataFrame  # per customer message: emotion scores (no text)
+    summary: pd.DataFrame  # summarize_variants (tidy)
+    comparison: pd.DataFrame  # compare_variants against the reference arm
+    design: dict[str, Any]  # tasks, trials, ICC, minimum detectable effect
+    manipulation: dict[str, pd.DataFrame]
+    taxonomy: pd.DataFrame
+    conversation: pd.DataFrame
+    behaviour: pd.DataFrame
+    infra: pd.DataFrame  # infrastructure errors: key, error
+    completeness: pd.DataFrame  # per variant: expected, finished, infra errors, missing
+    task_matrix: pd.DataFrame  # success rate, task x variant
+    emotion_turns: pd.DataFrame  # mean strongest emotion score by variant and turn
+    conversations: list[dict[str, Any]]  # the browser's sample of full episodes
+    conversations_total: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.episodes["synthetic"].any()) if len(self.episodes) else False
+
+    def write(self, out: str | Path, *, turns_written: bool = False) -> Path:
+        """Write the report directory (see :func:`emotau.analysis.render.write_report`)."""
+        from emotau.analysis.render import write_report
+
+        return write_report(self, Path(out), turns_written=turns_written)
+
+
+def analyze(
+    run: Any,
+    out: str | Path | None = None,
+    *,
+    reference: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    valence: bool | None = None,
+    max_conversations: int = MAX_CONVERSATIONS,
+    progress: Callable[[int], None] | None = None,
+) -> Analysis:
+    """Analyse a run (a path or :class:`emotau.Run`); with ``out``, also write the report.
+
+    ``reference`` is the arm the others are compared with: by default ``control`` when the
+    run has it (else no deltas, with a warning); a named arm that does not exist is a
+    :class:`UserError`. ``valence=False`` skips VADER (faster on large runs of LLM text).
+    """
+    from emotau.runner import Run
+
+    run = run if isinstance(run, Run) else Run.open(run)
+    variants = run.variants
+    ref = _reference(reference, variants)
+    writer = _TurnWriter(Path(out) / "turns.parquet") if out is not None else None
+    if out is not None:
+        _check_out(Path(out), run.path)
+    ident = run.frozen["identity"]
+    keep = _conversation_picker(ident, variants, max_conversations, seed)
+    ep_parts: list[pd.DataFrame] = []
+    msg_parts: list[pd.DataFrame] = []
+    conversations: list[dict[str, Any]] = []
+    infra_rows: list[dict[str, Any]] = []
+    done = 0
+    finished = False
+    try:
+        for chunk in _chunks(run.store.iter_merged(), CHUNK):
+            ep, turns = build_tables(chunk)
+            ep_parts.append(_compact(ep))
+            if writer is not None:
+                writer.write(turns)
+            del turns
+            msgs = score_episodes(chunk, valence=valence).drop(columns="text")
+            msg_parts.append(_compact(msgs))
+            conversations.extend(_conversation(r) for r in chunk if keep(r))
+            infra_rows.extend(_infra_row(r) for r in chunk if r.get("status") == "infra_error")
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+        finished = True
+    finally:
+        if writer is not None:
+            writer.close(keep=finished)
+    if not ep_parts:
+        raise UserError(f"run {str(run.path)!r} has no episodes yet: nothing to analyse")
+    episodes = pd.concat(ep_parts, ignore_index=True)
+    del ep_parts
+    messages = pd.concat(msg_parts, ignore_index=True)
+    del msg_parts
+    conversations.sort(key=lambda c: (c["task_id"], c["trial"], _order(variants, c["variant"])))
+
+    infra = pd.DataFrame(infra_rows, columns=["task_id", "variant", "trial", "error"])
+    result = _compute(run, variants, ref, reference, episodes, messages, infra, n_boot, seed)
+    result.conversations = conversations
+    result.conversations_total = len(episodes)
+    if len(conversations) < len(episodes):
+        result.warnings.append(
+            f"the conversation browser holds {len(conversations)} of {len(episodes)} episodes "
+            "(every variant of a sample of tasks); all of them are in turns.parquet"
+        )
+    if out is not None:
+        result.write(out, turns_written=writer is not None and writer.ok)
+    return result
+
+
+# --------------------------------------------------------------------------- computing
+def _compute(
+    run: Any,
+    variants: list[str],
+    ref: str | None,
+    asked: str | None,
+    episodes: pd.DataFrame,
+    messages: pd.DataFrame,
+    infra: pd.DataFrame,
+    n_boot: int,
+    seed: int,
+) -> Analysis:
+    ident = run.frozen["identity"]
+    warnings: list[str] = []
+    order = [v for v in variants if v in set(episodes["variant"])]
+    order += sorted(set(episodes["variant"]) - set(order))
+    scored = episodes[(episodes["status"] == "completed") & episodes["scored"]]
+    if ref is None and asked is None:
+        warnings.append(
+            "the run has no 'control' arm: no differences against control are reported "
+            "(name another arm with --reference)"
+        )
+    if ref is not None and not (scored["variant"] == ref).any():
+        warnings.append(f"the reference arm {ref!r} has no scored episodes: no deltas")
+        ref = None
+    completeness = _completeness(episodes, variants, ident)
+    missing = int(completeness["missing"].sum())
+    if missing:
+        short = completeness[completeness["missing"] > 0]
+        warnings.append(
+            f"incomplete run: {missing} of {int(completeness['expected'].sum())} episodes are "
+            "missing or ended in an infrastructure error ("
+            + ", ".join(f"{r.variant} {r.missing}" for r in short.itertuples())
+            + "); `emotau resume` finishes it. The numbers below use what is there."
+        )
+    if len(infra):
+        warnings.append(
+            f"{len(infra)} episode(s) ended in an infrastructure error: listed, never scored"
+        )
+    trials = int(ident.get("num_trials") or 1)
+    if trials == 1:
+        warnings.append(
+            "one trial per task: pass^k only for k=1, and the minimum detectable effect "
+            "assumes an intra-task correlation (it cannot be measured with one trial)"
+        )
+    if scored.empty:
+        warnings.append("no scored episodes: no success statistics")
+        summary = comparison = pd.DataFrame()
+    else:
+        tbl = scored[["task_id", "variant", "trial", "success", "reward"]]
+        summary = summarize_variants(tbl, n_boot=n_boot, seed=seed)
+        summary = _ordered(summary, order)
+        comparison = (
+            _ordered(compare_variants(tbl, reference=ref, n_boot=n_boot, seed=seed), order)
+            if ref is not None and tbl["variant"].nunique() > 1
+            else pd.DataFrame()
+        )
+    design = _design(scored, ident, ref, order)
+    manip = _manipulation(messages, ref, order, n_boot, seed, warnings)
+    result = Analysis(
+        run=str(run.path),
+        meta=_meta(run),
+        variants=order,
+        reference=ref,
+        episodes=episodes,
+        messages=messages,
+        summary=summary,
+        comparison=comparison,
+        design=design,
+        manipulation=manip,
+        taxonomy=failure_taxonomy(episodes),
+        conversation=conversation_summary(episodes),
+        behaviour=behaviour_vs_success(episodes),
+        infra=infra,
+        completeness=completeness,
+        task_matrix=_task_matrix(scored, order),
+        emotion_turns=_emotion_turns(messages, order),
+        conversations=[],
+        conversations_total=0,
+        warnings=warnings,
+    )
+    if result.synthetic:
+        warnings.insert(
+            0,
+            "SYNTHETIC: scripted models produced these episodes; the numbers test the "
+            "pipeline, not an agent",
+        )
+    return result
+
+
+def _reference(asked: str | None, variants: Sequence[str]) -> str | None:
+    if asked is None:
+        return "control" if "control" in variants else None
+    if asked not in variants:
+        raise UserError(
+            f"--reference {asked!r} is not an arm of this run (arms: {', '.join(variants)})"
+        )
+    return asked
+
+
+def _ordered(df: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    if df.empty:
+        return df
+    rank = {v: i for i, v in enumerate(order)}
+    return df.sort_values("variant", key=lambda s: s.map(rank), kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _order(variants: Sequence[str], v: str) -> int:
+    return variants.index(v) if v in variants else len(variants)
+
+
+def _meta(run: Any) -> dict[str, Any]:
+    ident = run.frozen["identity"]
+    models = {}
+    for role in ("agent", "user", "judge"):
+        cfg = ident.get(role)
+        if isinstance(cfg, Mapping):
+            models[role] = cfg.get("model")
+    return {
+        "run": str(run.path),
+        "spec_hash": run.frozen.get("hash"),
+        "domain": ident.get("domain"),
+        "agent_strategy": ident.get("agent_strategy"),
+        "user_strategy": ident.get("user_strategy"),
+        "models": models,
+        "tasks": len(ident.get("task_ids") or ()),
+        "trials": int(ident.get("num_trials") or 1),
+        "variants": list(run.variants),
+        "emotau_version": run.frozen.get("emotau_version"),
+    }
+
+
+def _infra_row(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: rec.get(k) for k in ("task_id", "variant", "trial")} | {
+        "error": _clip(str(rec.get("error") or "unknown error"), 300)
+    }
+
+
+def _completeness(
+    episodes: pd.DataFrame, variants: Sequence[str], ident: Mapping[str, Any]
+) -> pd.DataFrame:
+    expected = len(ident.get("task_ids") or ()) * int(ident.get("num_trials") or 1)
+    rows = []
+    for v in variants:
+        sub = episodes[episodes["variant"] == v]
+        n_infra = int((sub["status"] == "infra_error").sum())
+        finished = len(sub) - n_infra
+        scored = int(((sub["status"] == "completed") & sub["scored"]).sum())
+        rows.append(
+            {
+                "variant": v,
+                "expected": expected,
+                "finished": finished,
+                "scored": scored,
+                "simulator_errors": finished - scored,
+                "infra_errors": n_infra,
+                "missing": max(0, expected - finished),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _design(
+    scored: pd.DataFrame, ident: Mapping[str, Any], ref: str | None, order: Sequence[str]
+) -> dict[str, Any]:
+    tasks = len(ident.get("task_ids") or ()) or int(scored["task_id"].nunique())
+    trials = int(ident.get("num_trials") or 1)
+    comparisons = max(1, len(order) - 1)
+    base_arm = scored[scored["variant"] == ref] if ref is not None else scored.iloc[:0]
+    baseline = float(base_arm["success"].mean()) if len(base_arm) else math.nan
+    icc = math.nan
+    if trials > 1 and len(base_arm):
+        icc = estimate_icc(base_arm[["task_id", "success"]])
+    note = []
+    b = baseline
+    if not 0 < b < 1:
+        note.append(
+            "baseline taken as 50% (the reference rate is "
+            + ("unknown" if math.isnan(b) else f"{b:.0%}")
+            + ")"
+        )
+        b = 0.5
+    icc_used = icc if not math.isnan(icc) else None
+    if icc_used is None:
+        note.append("intra-task correlation assumed 0.3 (not measurable here)")
+    mde = minimum_detectable_effect(tasks, trials, b, icc=icc_used)
+    mde_holm = minimum_detectable_effect(tasks, trials, b, icc=icc_used, alpha=0.05 / comparisons)
+    return {
+        "tasks": tasks,
+        "trials": trials,
+        "arms": len(order),
+        "baseline": baseline,
+        "icc": icc,
+        "mde": mde,
+        "mde_holm": mde_holm,
+        "comparisons": comparisons,
+        "note": "; ".join(note),
+    }
+
+
+def _manipulation(
+    messages: pd.DataFrame,
+    ref: str | None,
+    order: Sequence[str],
+    n_boot: int,
+    seed: int,
+    warnings: list[str],
+) -> dict[str, pd.DataFrame]:
+    if messages.empty:
+        return {}
+    arms = list(dict.fromkeys(messages["variant"]))
+    check = manipulation_check(
+        messages, ref if ref is not None else arms[0], n_boot=n_boot, seed=seed
+    )
+    check["stability"] = _ordered(check["stability"], order)
+    if ref is None:
+        check["expression"] = pd.DataFrame()
+    else:
+        check["expression"] = _ordered(check["expression"], order)
+        flagged = check["expression"]
+        flagged = flagged[flagged["flag"] & ~flagged["placebo"]]
+        for v in dict.fromkeys(flagged["variant"]):
+            warnings.append(
+                f"manipulation check: the customer in {v!r} did not clearly express its "
+                f"emotion more than in {ref!r}; its numbers may not measure what they claim"
+            )
+    return check
+
+
+def _task_matrix(scored: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    if scored.empty:
+        return pd.DataFrame()
+    m = scored.groupby(["task_id", "variant"])["success"].mean().unstack("variant")
+    return m[[v for v in order if v in m.columns]]
+
+
+def _emotion_turns(messages: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    df = messages[messages["turn_index"].notna()]
+    if df.empty:
+        return pd.DataFrame()
+    df = df[df["turn_index"] <= MAX_TURN_INDEX]
+    strongest = df[list(SCORE_COLUMNS)].max(axis=1)
+    cols = {"strongest": strongest, "valence": df["valence"]}
+    frame = pd.DataFrame({"variant": df["variant"], "turn": df["turn_index"].astype(int), **cols})
+    g = frame.groupby(["variant", "turn"])
+    out = g.agg(
+        n=("strongest", "size"), strongest=("strongest", "mean"), valence=("valence", "mean")
+    ).reset_index()
+    return _ordered(out, order)
+
+
+# --------------------------------------------------------------------------- streaming
+def _chunks(it: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def _compact(df: pd.DataFrame) -> pd.DataFrame:
+    """Share one string object per distinct value (labels repeat on every row): memory per
+    row becomes a pointer instead of a fresh string from each record's JSON."""
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = [sys.intern(x) if isinstance(x, str) else x for x in df[col]]
+    return df
+
+
+def _check_out(out: Path, run_path: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} exists and is not a directory")
+    if out.resolve() == run_path.resolve():
+        raise UserError("--out must not be the run directory itself (use a subdirectory)")
+
+
+class _TurnWriter:
+    """Appends turn-table chunks to one Parquet file (no-op without pyarrow)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ok = True
+        self._writer: Any = None
+        try:
+            import pyarrow as pa
+        except ImportError:
+            self.ok = False
+            return
+        types = {
+            "int64": pa.int64(),
+            "Int64": pa.int64(),
+            "float64": pa.float64(),
+            "str": pa.string(),
+            "bool": pa.bool_(),
+            "boolean": pa.bool_(),
+        }
+        self._schema = pa.schema([(c, types[t]) for c, t in TURN_COLUMNS.items()])
+
+    def write(self, df: pd.DataFrame) -> None:
+        if not self.ok:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(df, schema=self._schema, preserve_index=False)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self._schema)
+        self._writer.write_table(table)
+
+    @property
+    def _tmp(self) -> Path:
+        return self.path.with_name(self.path.name + ".tmp")
+
+    def close(self, keep: bool) -> None:
+        """Finish the file (``keep``) or remove what was written (an error stopped us)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            if keep:
+                self._tmp.replace(self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- browser sample
+def _conversation_picker(
+    ident: Mapping[str, Any], variants: Sequence[str], budget: int, seed: int
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Which episodes the HTML browser embeds: all when they fit in ``budget``, else every
+    variant of a seeded sample of tasks at the first trials (so side by side always works)."""
+    tasks = list(ident.get("task_ids") or ())
+    trials = int(ident.get("num_trials") or 1)
+    per_task = max(1, len(variants)) * trials
+    if len(tasks) * per_task <= budget:
+        return lambda rec: True
+    use_trials = min(trials, 2)
+    n_tasks = max(1, budget // max(1, len(variants) * use_trials))
+    rng = random.Random(seed)
+    chosen = set(rng.sample(tasks, min(n_tasks, len(tasks))))
+    return lambda rec: rec.get("task_id") in chosen and int(rec.get("trial", 0)) < use_trials
+
+
+def _conversation(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a record the browser shows (text is escaped when rendered)."""
+    turns = []
+    for t in rec.get("turns") or ():
+        if not isinstance(t, Mapping):
+            continue
+        calls = [
+            {
+                "name": str(c.get("name")),
+                "arguments": c.get("arguments"),
+                "result": _clip(c.get("result")),
+                "error": bool(c.get("error")),
+            }
+            for c in t.get("tool_calls") or ()
+            if isinstance(c, Mapping)
+        ]
+        turns.append({"role": t.get("role"), "content": t.get("content"), "tool_calls": calls})
+    return {
+        "task_id": rec.get("task_id"),
+        "variant": rec.get("variant"),
+        "trial": rec.get("trial"),
+        "status": rec.get("status"),
+        "success": bool(rec.get("success")) if rec.get("scored") else None,
+        "reward": rec.get("reward"),
+        "termination": rec.get("termination"),
+        "error": rec.get("error"),
+        "turns": turns,
+    }
+
+
+def _clip(value: Any, limit: int = 2000) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"... [{len(value) - limit} more characters]"
+    return value
+
+
+def emotional_arms(episodes: pd.DataFrame) -> list[str]:
+    """Arms whose variant carries an emotion (for plots that skip control/placebo)."""
+    emo = episodes.groupby("variant")["emotion"].first()
+    return [v for v, e in emo.items() if isinstance(e, str) and e not in ("none", "")]
+
+
+__all__ = ["CHUNK", "MAX_CONVERSATIONS", "Analysis", "analyze"]
