@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## the default experiment (built-in domain, scripted models, every variant)
 	$(BIN)/emotau run
-	@echo "Run directory: runs/demo   (see it again with: $(BIN)/emotau summary runs/demo)"
+	@echo "Run directory: runs/demo   (summary again: $(BIN)/emotau summary runs/demo; full report: $(BIN)/emotau analyze runs/demo)"
 
 test: $(STAMP)  ## lint + the whole test suite
 	$(BIN)/ruff check src tests benchmarks
