@@ -22,7 +22,8 @@
       if(ft.value && String(e.task_id)!==ft.value) return;
       if(fo.value && outcome(e)!==fo.value) return;
       var tr=el('tr'); tr.dataset.index=i; n++;
-      [e.task_id, e.variant, e.trial, outcome(e), e.turns.length, e.termination].forEach(function(c){
+      var cells=[e.task_id, e.variant, e.trial, outcome(e), e.num_turns, e.termination];
+      cells.forEach(function(c){
         tr.appendChild(el('td', null, c));});
       tr.lastChild.previousSibling.previousSibling.className=
         outcome(e)==='success'?'ok':(outcome(e)==='failure'?'bad':'na');
@@ -32,13 +33,13 @@
     });
     document.getElementById('episode-count').textContent=n+' of '+eps.length+' episodes';
   }
-  function conversation(box, e){
+  function conversation(box, e, missing){
     box.textContent='';
-    if(!e){box.appendChild(el('p','na','No episode of this task and trial under this variant.'));return;}
+    if(!e){box.appendChild(el('p','na',missing));return;}
     var head=el('div','head');
     head.appendChild(el('b',null,e.variant+' - task '+e.task_id+', trial '+e.trial+': '));
     head.appendChild(el('span', outcome(e)==='success'?'ok':'bad',
-      outcome(e)+' (reward '+e.reward+', '+e.termination+')'));
+      outcome(e)+' (reward '+(e.reward===null?'-':e.reward)+', '+e.termination+')'));
     box.appendChild(head);
     if(e.error) box.appendChild(el('div','tool err','error: '+e.error));
     e.turns.forEach(function(t){
@@ -58,10 +59,17 @@
     current=i; var e=eps[i];
     Array.prototype.forEach.call(list.children,function(tr){
       tr.className=(Number(tr.dataset.index)===i)?'sel':'';});
-    conversation(document.getElementById('conv-left'), e);
+    conversation(document.getElementById('conv-left'), e, '');
+    if(cv.value===e.variant){  // never the same episode twice: the next other arm
+      var others=data.variants.filter(function(v){return v!==e.variant;});
+      cv.value=others.length?others[0]:'';
+    }
     var other=null;
-    if(cv.value){eps.forEach(function(o){if(o.variant===cv.value&&o.task_id===e.task_id&&o.trial===e.trial) other=o;});}
-    conversation(document.getElementById('conv-right'), cv.value?other:null);
+    eps.forEach(function(o){
+      if(o.variant===cv.value&&o.task_id===e.task_id&&o.trial===e.trial) other=o;});
+    conversation(document.getElementById('conv-right'), other, cv.value?
+      'No episode of this task and trial under '+cv.value+' in this report.':
+      'Pick a variant to see this task and trial side by side.');
   }
   [fv,ft,fo].forEach(function(s){s.addEventListener('change', render);});
   cv.addEventListener('change', function(){if(current!==null) show(current);});
