@@ -363,8 +363,23 @@ def summary(run_dir: str, fmt: str) -> None:
     show_default=True,
     help="Episodes embedded in the HTML conversation browser.",
 )
+@click.option(
+    "--emotion-judge",
+    is_flag=True,
+    help="Also label every customer message with the run's judge model and repeat the "
+    "manipulation check on its labels.",
+)
+@click.option("--judge-base-url", help="With --emotion-judge: new base URL of the judge's server.")
+@click.option(
+    "--api-key-env",
+    help="With --emotion-judge: name of the environment variable holding the judge's API key.",
+)
 def analyze(run_dir: str, **opts: Any) -> None:
-    """Write RUN_DIR's report: summary.md, report.html, Parquet tables and plots."""
+    """Write RUN_DIR's report: summary.md, report.html, Parquet tables and plots.
+
+    --emotion-judge calls the run's judge model (from its frozen spec, as `emotau resume`
+    would); the endpoint flags move it to another server.
+    """
     from pathlib import Path
 
     from emotau.analysis.report import analyze as analyze_run
@@ -380,6 +395,9 @@ def analyze(run_dir: str, **opts: Any) -> None:
         seed=opts["seed"],
         valence=False if opts["no_valence"] else None,
         max_conversations=opts["max_conversations"],
+        emotion_judge=opts["emotion_judge"],
+        judge_base_url=opts["judge_base_url"],
+        api_key_env=opts["api_key_env"],
     )
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
@@ -611,12 +629,15 @@ _register_serve()
 
 
 def main(argv: list[str] | None = None) -> None:
-    from emotau.errors import UserError
+    from emotau.errors import InfraError, UserError
 
     try:
         rc = cli.main(args=argv, prog_name="emotau", standalone_mode=False)
     except UserError as exc:
         _fail(str(exc))
+    except InfraError as exc:  # an endpoint that stays down: say so, no traceback
+        click.echo(f"emotau: infrastructure error: {exc}", err=True)
+        sys.exit(3)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(f"{exc.format_message()}{hint}")

@@ -5,7 +5,7 @@
 - ``POST /v1/chat/completions`` (tools, tool_choice), ``GET /v1/models``, ``GET /health``,
   and ``GET /stats`` (requests served, in flight now, most in flight at once, faults injected).
 - Models: ``scripted-agent``, ``scripted-user`` and ``scripted-judge`` (the oracle agent, the
-  scripted customer and a judge that accepts every claim),
+  scripted customer and a judge that accepts every claim and labels emotions with the lexicon),
   and agent variants that misbehave the way small open models do:
   ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
   ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
@@ -51,7 +51,8 @@ AGENT_MODELS = {
     "scripted-agent-think": "think",
 }
 USER_MODELS = {"scripted-user": "user"}
-#: the stand-in judge (accepts every claim; see ``emotau.models.scripted.ScriptedJudge``)
+#: the stand-in judge (accepts every claim, labels emotions with the lexicon; see
+#: ``emotau.models.scripted.ScriptedJudge``)
 JUDGE_MODELS = {"scripted-judge": "judge"}
 ALL_MODELS = {**AGENT_MODELS, **USER_MODELS, **JUDGE_MODELS}
 

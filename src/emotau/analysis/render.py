@@ -9,6 +9,7 @@ as ``\\u003c``...) and put on the page with ``textContent``, never as markup.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import math
@@ -71,6 +72,10 @@ def _p(x: Any) -> str:
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _missing(x: Any) -> bool:
     if x is None or x is pd.NA:
         return True
@@ -90,6 +95,7 @@ def build_sections(a: Analysis) -> list[Section]:
             _deltas(a),
             _design(a),
             _manipulation(a),
+            _manipulation(a, judge=True),
             _taxonomy(a),
             _conversation(a),
             _completeness(a),
@@ -148,7 +154,8 @@ def _success(a: Analysis) -> Section | None:
     s.paragraphs.append(
         "Scored episodes only (infrastructure errors are never scored). Intervals: 95% "
         "percentile bootstrap over tasks. pass^k: the unbiased estimator, the mean over tasks "
-        "of C(c,k)/C(n,k)."
+        "of C(c,k)/C(n,k); it weights tasks equally, so pass^1 differs from the success rate "
+        "when tasks have different numbers of scored trials."
     )
     s.tables.append(Table(headers, rows))
     return s
@@ -207,17 +214,40 @@ def _design(a: Analysis) -> Section:
     return s
 
 
-def _manipulation(a: Analysis) -> Section | None:
-    m = a.manipulation
+def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
+    """The manipulation check on the lexicon's scores, or (``judge``) on the LLM judge's
+    labels, with the judge's agreement with the lexicon."""
+    m = a.manipulation_judge if judge else a.manipulation
     if not m:
         return None
-    s = Section("Manipulation check: did the customer show the emotion?", anchor="manipulation")
-    s.paragraphs.append(
-        "Every customer message is scored offline for frustration, anxiety, anger and "
-        "confusion (emotau's cue lexicon; valence from VADER). An episode expresses an emotion "
-        "when its strongest message reaches 0.3. A variant is flagged when the lower bound of "
-        "its paired 95% interval against the reference is at or below zero."
-    )
+    if judge:
+        s = Section("Manipulation check (LLM judge)", anchor="manipulation-judge")
+        j = a.judge
+        where = f" at {j['endpoint']}" if j.get("endpoint") else " (in process)"
+        if j.get("synthetic"):
+            s.paragraphs.append(
+                "**Warning:** SYNTHETIC: these labels come from the scripted judge, which "
+                "labels with emotau's own lexicon; they test the pipeline, not an LLM's "
+                "judgement, and agree with the lexicon by construction."
+            )
+        s.paragraphs.append(
+            f"The run's judge model `{j.get('model')}`{where} labelled each of the "
+            f"{j.get('distinct_messages', 0)} distinct customer messages with one emotion "
+            "(or none) and an intensity 0-3, using emotau's fixed rubric "
+            f"({_count(j.get('calls', 0), 'call')}, {j.get('prompt_tokens', 0)} prompt and "
+            f"{j.get('completion_tokens', 0)} completion tokens). The labelled emotion scores "
+            "intensity / 3, so an episode expresses an emotion when a message is labelled "
+            "with it at intensity 1 or more. A variant is flagged when the lower bound of its "
+            "paired 95% interval against the reference is at or below zero."
+        )
+    else:
+        s = Section("Manipulation check: did the customer show the emotion?", anchor="manipulation")
+        s.paragraphs.append(
+            "Every customer message is scored offline for frustration, anxiety, anger and "
+            "confusion (emotau's cue lexicon; valence from VADER). An episode expresses an "
+            "emotion when its strongest message reaches 0.3. A variant is flagged when the "
+            "lower bound of its paired 95% interval against the reference is at or below zero."
+        )
     ex = m.get("expression")
     if ex is not None and not ex.empty:
         rows = []
@@ -285,6 +315,14 @@ def _manipulation(a: Analysis) -> Section | None:
         ]
         headers = ["variant", "emotion", "episodes", "first message", "last message", "change"]
         s.tables.append(Table(headers, rows, "Stability over the conversation"))
+    agree = m.get("agreement")
+    if agree is not None and not agree.empty:
+        rows = [
+            [str(r.variant), str(r.messages), str(r.agree), _pct(r.agreement), _num(r.kappa)]
+            for r in agree.itertuples()
+        ]
+        headers = ["variant", "messages", "same label", "agreement", "Cohen's kappa"]
+        s.tables.append(Table(headers, rows, "Agreement with the lexicon (per message)"))
     return s
 
 
@@ -384,7 +422,8 @@ def _completeness(a: Analysis) -> Section:
 
 # --------------------------------------------------------------------------- markdown
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Cells can hold model or error text: no raw HTML reaches a Markdown viewer."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[str]) -> str:
@@ -432,6 +471,12 @@ def write_plots(a: Analysis, folder: Path) -> list[str]:
     return done
 
 
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _plot_success(a: Analysis, plt: Any) -> Any:
     rows = [(v, _metric(a, v, "success_rate")) for v in a.variants] if not a.summary.empty else []
     rows = [(v, r) for v, r in rows if r is not None]
@@ -470,6 +515,7 @@ def _plot_pass_k(a: Analysis, plt: Any) -> Any:
         (line,) = ax.plot(k, 100 * sub["estimate"], marker="o", label=v)
         ax.fill_between(k, 100 * sub["low"], 100 * sub["high"], alpha=0.12, color=line.get_color())
     ax.set_xlabel("k (trials that must all succeed)")
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_ylabel("pass^k (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8, ncol=2)
@@ -513,6 +559,8 @@ def _plot_emotion(a: Analysis, plt: Any) -> Any:
             axes[1].plot(sub["turn"] + 1, sub["valence"], marker=".", label=v)
     axes[0].set_ylabel("strongest emotion score (0-1)")
     axes[0].set_xlabel("customer message")
+    for ax in axes:
+        ax.xaxis.set_major_locator(_integer_ticks())
     axes[0].legend(fontsize=8, ncol=2)
     if has_valence:
         axes[1].set_ylabel("valence (VADER compound)")
@@ -525,6 +573,12 @@ def _plot_emotion(a: Analysis, plt: Any) -> Any:
 # --------------------------------------------------------------------------- HTML
 def _asset(name: str) -> str:
     return (resources.files("emotau.analysis") / "assets" / name).read_text(encoding="utf-8")
+
+
+def _sha256(script: str) -> str:
+    """CSP source for the one inline script: any other script or event handler is refused."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def _json_for_script(obj: Any) -> str:
@@ -597,16 +651,17 @@ def render_html(
         '</option></select></label><div id="conv-right"></div></div></div></section>'
     )
     payload = {"variants": a.variants, "reference": a.reference, "episodes": a.conversations}
+    script = _asset("report.js")
     title = html.escape(f"emotau report: {a.meta['run']}")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+        f"img-src data:; style-src 'unsafe-inline'; script-src '{_sha256(script)}'\">"
         f"<title>{title}</title><style>{_asset('report.css')}</style></head><body>"
         f"<header><h1>{title}</h1><nav>{''.join(nav)}</nav></header><main>"
         + "".join(parts)
         + f'</main><script type="application/json" id="episodes-data">{_json_for_script(payload)}'
-        f"</script><script>{_asset('report.js')}</script></body></html>"
+        f"</script><script>{script}</script></body></html>"
     )
 
 
@@ -643,11 +698,15 @@ def write_report(a: Analysis, out: Path, *, turns_written: bool = False) -> Path
         "emotion_turns": a.emotion_turns,
     }
     named |= {f"manipulation_{k}": v for k, v in a.manipulation.items() if k != "episodes"}
+    named |= {
+        f"manipulation_judge_{k}": v for k, v in a.manipulation_judge.items() if k != "episodes"
+    }
     for name, df in named.items():
         if isinstance(df, pd.DataFrame) and not df.empty:
             df.to_csv(
                 tables / f"{name}.csv",
-                index=name in ("task_matrix",) or name.startswith("manipulation_confusion"),
+                index=name in ("task_matrix",)
+                or name.startswith(("manipulation_confusion", "manipulation_judge_confusion")),
             )
     (out / "design.json").write_text(json.dumps(_jsonable(a.design), indent=2) + "\n")
     plots = write_plots(a, out / "plots")

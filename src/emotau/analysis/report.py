@@ -5,10 +5,16 @@ only compact per-episode and per-message numbers (about 1 KB per episode). Traje
 never all in memory: turn rows go straight to ``turns.parquet`` and the conversation browser
 keeps a bounded sample. :meth:`Analysis.write` renders the report directory
 (:mod:`emotau.analysis.render`).
+
+With ``emotion_judge=True`` the customer messages are also labelled by the run's judge model
+(:func:`emotau.analysis.emotion.label_with_judge`), and the manipulation check is repeated on
+those labels. Only that mode keeps the messages' text until the end of the pass (about the
+size of the customer's side of every conversation; identical texts are stored once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import sys
@@ -18,6 +24,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from emotau.analysis.conversation import (
@@ -25,7 +32,12 @@ from emotau.analysis.conversation import (
     conversation_summary,
     failure_taxonomy,
 )
-from emotau.analysis.emotion import SCORE_COLUMNS, manipulation_check, score_episodes
+from emotau.analysis.emotion import (
+    SCORE_COLUMNS,
+    label_with_judge,
+    manipulation_check,
+    score_episodes,
+)
 from emotau.analysis.stats import (
     compare_variants,
     estimate_icc,
@@ -33,7 +45,7 @@ from emotau.analysis.stats import (
     summarize_variants,
 )
 from emotau.analysis.tables import TURN_COLUMNS, build_tables
-from emotau.errors import UserError
+from emotau.errors import InfraError, UserError
 
 CHUNK = 500  # episodes whose full records are held at once
 MAX_CONVERSATIONS = 600  # episodes embedded in the HTML conversation browser
@@ -50,7 +62,7 @@ class Analysis:
     variants: list[str]
     reference: str | None
     episodes: pd.DataFrame  # the episode table (one row per merged record)
-    messages: pd.DataFrame  # per customer message: emotion scores (no text)
+    messages: pd.DataFrame  # per customer message: emotion scores (no text); judge labels
     summary: pd.DataFrame  # summarize_variants (tidy)
     comparison: pd.DataFrame  # compare_variants against the reference arm
     design: dict[str, Any]  # tasks, trials, ICC, minimum detectable effect
@@ -65,6 +77,11 @@ class Analysis:
     conversations: list[dict[str, Any]]  # the browser's sample of full episodes
     conversations_total: int
     warnings: list[str] = field(default_factory=list)
+    #: the manipulation check on the LLM judge's labels (``emotion_judge=True``), plus
+    #: ``agreement``: judge vs lexicon per message (:func:`judge_agreement`)
+    manipulation_judge: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the judge that labelled the messages: model, endpoint, synthetic, calls and tokens
+    judge: dict[str, Any] = field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:
@@ -87,21 +104,35 @@ def analyze(
     valence: bool | None = None,
     max_conversations: int = MAX_CONVERSATIONS,
     progress: Callable[[int], None] | None = None,
+    emotion_judge: bool = False,
+    judge_base_url: str | None = None,
+    api_key_env: str | None = None,
 ) -> Analysis:
     """Analyse a run (a path or :class:`emotau.Run`); with ``out``, also write the report.
 
     ``reference`` is the arm the others are compared with: by default ``control`` when the
     run has it (else no deltas, with a warning); a named arm that does not exist is a
     :class:`UserError`. ``valence=False`` skips VADER (faster on large runs of LLM text).
+
+    ``emotion_judge=True`` also labels every distinct customer message with the run's judge
+    model, built from the run's frozen spec as ``emotau resume`` builds it (so what
+    ``resume`` needs must be there: the domain, variant files, the roles' API keys);
+    ``judge_base_url`` and ``api_key_env`` move the judge to another server, as ``resume``'s
+    flags do. The judge failing (unreachable, unusable answers after the retries) is a
+    :class:`UserError`, and no report is written.
     """
     from emotau.runner import Run
 
     run = run if isinstance(run, Run) else Run.open(run)
     variants = run.variants
     ref = _reference(reference, variants)
-    writer = _TurnWriter(Path(out) / "turns.parquet") if out is not None else None
+    if not emotion_judge and (judge_base_url is not None or api_key_env is not None):
+        raise UserError("--judge-base-url and --api-key-env are options of --emotion-judge")
+    judge_exp = _judge_experiment(run, judge_base_url, api_key_env) if emotion_judge else None
     if out is not None:
         _check_out(Path(out), run.path)
+    created = _missing_dirs(Path(out)) if out is not None else []
+    writer = _TurnWriter(Path(out) / "turns.parquet") if out is not None else None
     ident = run.frozen["identity"]
     keep = _conversation_picker(ident, variants, max_conversations, seed)
     ep_parts: list[pd.DataFrame] = []
@@ -110,6 +141,8 @@ def analyze(
     infra_rows: list[dict[str, Any]] = []
     done = 0
     finished = False
+    judged: pd.DataFrame | None = None
+    judge_info: dict[str, Any] = {}
     try:
         for chunk in _chunks(run.store.iter_merged(), CHUNK):
             ep, turns = build_tables(chunk)
@@ -117,27 +150,39 @@ def analyze(
             if writer is not None:
                 writer.write(turns)
             del turns
-            msgs = score_episodes(chunk, valence=valence).drop(columns="text")
+            msgs = score_episodes(chunk, valence=valence)
+            if judge_exp is None:
+                msgs = msgs.drop(columns="text")
             msg_parts.append(_compact(msgs))
             conversations.extend(_conversation(r) for r in chunk if keep(r))
             infra_rows.extend(_infra_row(r) for r in chunk if r.get("status") == "infra_error")
             done += len(chunk)
             if progress is not None:
                 progress(done)
+        if not ep_parts:
+            raise UserError(f"run {str(run.path)!r} has no episodes yet: nothing to analyse")
+        episodes = pd.concat(ep_parts, ignore_index=True)
+        del ep_parts
+        messages = pd.concat(msg_parts, ignore_index=True)
+        del msg_parts
+        if judge_exp is not None:  # before the turn file is kept: a failure leaves no report
+            judged, judge_info = _run_sync(lambda: _judge_labels(judge_exp, messages))
+            judged = judged.drop(columns="text")
+            messages = messages.drop(columns="text")
+            messages["judge_emotion"] = judged["judge_emotion"].to_numpy()
+            messages["judge_intensity"] = judged["judge_intensity"].to_numpy()
         finished = True
     finally:
         if writer is not None:
             writer.close(keep=finished)
-    if not ep_parts:
-        raise UserError(f"run {str(run.path)!r} has no episodes yet: nothing to analyse")
-    episodes = pd.concat(ep_parts, ignore_index=True)
-    del ep_parts
-    messages = pd.concat(msg_parts, ignore_index=True)
-    del msg_parts
+        if not finished:
+            _remove_empty(created)
     conversations.sort(key=lambda c: (c["task_id"], c["trial"], _order(variants, c["variant"])))
 
     infra = pd.DataFrame(infra_rows, columns=["task_id", "variant", "trial", "error"])
     result = _compute(run, variants, ref, reference, episodes, messages, infra, n_boot, seed)
+    if judged is not None:
+        _add_judge(result, judged, judge_info, n_boot, seed)
     result.conversations = conversations
     result.conversations_total = len(episodes)
     if len(conversations) < len(episodes):
@@ -171,6 +216,11 @@ def _compute(
         warnings.append(
             "the run has no 'control' arm: no differences against control are reported "
             "(name another arm with --reference)"
+        )
+    if messages["valence"].isna().all() and not messages.empty:
+        warnings.append(
+            "no valence scores: VADER is off (--no-valence) or not installed "
+            "(pip install 'emotau[analysis]')"
         )
     if ref is not None and not (scored["variant"] == ref).any():
         warnings.append(f"the reference arm {ref!r} has no scored episodes: no deltas")
@@ -359,6 +409,7 @@ def _manipulation(
     n_boot: int,
     seed: int,
     warnings: list[str],
+    label: str = "manipulation check",
 ) -> dict[str, pd.DataFrame]:
     if messages.empty:
         return {}
@@ -375,10 +426,134 @@ def _manipulation(
         flagged = flagged[flagged["flag"] & ~flagged["placebo"]]
         for v in dict.fromkeys(flagged["variant"]):
             warnings.append(
-                f"manipulation check: the customer in {v!r} did not clearly express its "
+                f"{label}: the customer in {v!r} did not clearly express its "
                 f"emotion more than in {ref!r}; its numbers may not measure what they claim"
             )
     return check
+
+
+# --------------------------------------------------------------------------- LLM judge
+def _judge_experiment(run: Any, base_url: str | None, api_key_env: str | None) -> Any:
+    """The run's experiment rebuilt from its frozen spec, with the judge's endpoint moved as
+    ``emotau resume --judge-base-url/--api-key-env`` moves it (validates the clients)."""
+    from emotau.models.base import provider_for
+    from emotau.runner import prepare, spec_of_run
+    from emotau.spec import build_spec
+
+    spec = build_spec(
+        spec_of_run(run.path).model_dump(mode="json"),
+        {"judge.base_url": base_url, "judge.api_key_env": api_key_env},
+    )
+    if provider_for(spec.judge) == "scripted" and (base_url or api_key_env):
+        raise UserError(
+            "the run's judge is the in-process scripted model (judge model 'scripted'), which "
+            "has no endpoint: --judge-base-url and --api-key-env do not apply"
+        )
+    return prepare(spec)
+
+
+def _run_sync(make: Callable[[], Any]) -> Any:
+    """``asyncio.run(make())``, in a worker thread when an event loop is already running here
+    (Jupyter), like :func:`emotau.run`."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``label_with_judge`` with the run's judge client; its failures become one UserError."""
+    from emotau.models.base import EpisodeClient, provider_for
+
+    cfg = exp.spec.judge
+    scripted = provider_for(cfg) == "scripted"
+    # as the HTTP client names it in its errors (see OpenAIClient.complete)
+    where = f"judge model {cfg.model!r}" + (
+        " (in process)" if scripted else f" at {cfg.base_url or 'OpenAI'}"
+    )
+    exp.client_settings()._semaphores.clear()  # bind the endpoint limits to this event loop
+    inner = exp.make_client("judge", cfg)
+    client = EpisodeClient(inner, None)  # meters calls and tokens; retries as a run's calls
+    try:
+        labelled = await label_with_judge(
+            client, messages, concurrency=cfg.max_concurrency or exp.spec.max_concurrency
+        )
+    except InfraError as exc:
+        detail = str(exc) if where in str(exc) else f"{where}: {exc}"
+        raise UserError(
+            "--emotion-judge: " + " ".join(detail.split()) + " (no report written)"
+        ) from None
+    finally:
+        await inner.aclose()
+    info = {
+        "model": cfg.model,
+        "endpoint": None if scripted else (cfg.base_url or "OpenAI"),
+        "synthetic": bool(client.synthetic),
+        "distinct_messages": len({t for t in messages["text"] if isinstance(t, str) and t.strip()}),
+        **client.usage(),
+    }
+    return labelled, info
+
+
+def _add_judge(
+    result: Analysis, judged: pd.DataFrame, info: dict[str, Any], n_boot: int, seed: int
+) -> None:
+    """The manipulation check on the judge's labels, its agreement with the lexicon."""
+    label = "manipulation check (LLM judge)"
+    warnings = result.warnings
+    if info["synthetic"]:
+        warnings.append(
+            f"{label}: SYNTHETIC labels: the scripted judge labels with emotau's own lexicon, "
+            "so it agrees with the lexicon by construction (a pipeline test, not a second "
+            "opinion)"
+        )
+    check = _manipulation(judged, result.reference, result.variants, n_boot, seed, warnings, label)
+    check["agreement"] = judge_agreement(result.messages, result.variants)
+    result.manipulation_judge = check
+    result.judge = info
+
+
+def judge_agreement(messages: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
+    """Judge vs lexicon per customer message (rows with a judge label), over ``all`` and per
+    arm (in ``order``, then the others): ``variant, messages, agree`` (messages whose
+    ``detected`` equals ``judge_emotion``), ``agreement`` (agree / messages) and ``kappa``
+    (Cohen's, over the five labels: ``(p_o - p_e) / (1 - p_e)``, ``p_o`` = agreement,
+    ``p_e`` = the sum over labels of the product of the two labellers' shares of that label;
+    NaN when ``p_e`` is 1: both gave one and the same label throughout)."""
+    df = messages[messages["judge_emotion"].notna()]
+    arms = [v for v in order if v in set(df["variant"])]
+    arms += [v for v in dict.fromkeys(df["variant"]) if v not in arms]
+    rows = [_agreement_row("all", df["detected"], df["judge_emotion"])]
+    for v in arms:
+        g = df[df["variant"] == v]
+        rows.append(_agreement_row(str(v), g["detected"], g["judge_emotion"]))
+    return pd.DataFrame(rows, columns=["variant", "messages", "agree", "agreement", "kappa"])
+
+
+def _agreement_row(variant: str, lexicon: pd.Series, judge: pd.Series) -> dict[str, Any]:
+    n = len(lexicon)
+    a = lexicon.astype(str).to_numpy()
+    b = judge.astype(str).to_numpy()
+    agree = int((a == b).sum())
+    kappa = math.nan
+    if n:
+        p_o = agree / n
+        share_a = pd.Series(a).value_counts(normalize=True)
+        share_b = pd.Series(b).value_counts(normalize=True)
+        p_e = float((share_a * share_b.reindex(share_a.index, fill_value=0.0)).sum())
+        if not np.isclose(p_e, 1.0):
+            kappa = (p_o - p_e) / (1 - p_e)
+    return {
+        "variant": variant,
+        "messages": n,
+        "agree": agree,
+        "agreement": agree / n if n else math.nan,
+        "kappa": kappa,
+    }
 
 
 def _task_matrix(scored: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
@@ -416,6 +591,24 @@ def _compact(df: pd.DataFrame) -> pd.DataFrame:
         if df[col].dtype == object:
             df[col] = [sys.intern(x) if isinstance(x, str) else x for x in df[col]]
     return df
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _remove_empty(dirs: Sequence[Path]) -> None:
+    """Remove the directories an analysis created when it failed (empty ones only)."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _check_out(out: Path, run_path: Path) -> None:
@@ -517,6 +710,7 @@ def _conversation(rec: Mapping[str, Any]) -> dict[str, Any]:
         "success": bool(rec.get("success")) if rec.get("scored") else None,
         "reward": rec.get("reward"),
         "termination": rec.get("termination"),
+        "num_turns": rec.get("num_turns"),
         "error": rec.get("error"),
         "turns": turns,
     }
@@ -534,4 +728,4 @@ def emotional_arms(episodes: pd.DataFrame) -> list[str]:
     return [v for v, e in emo.items() if isinstance(e, str) and e not in ("none", "")]
 
 
-__all__ = ["CHUNK", "MAX_CONVERSATIONS", "Analysis", "analyze"]
+__all__ = ["CHUNK", "MAX_CONVERSATIONS", "Analysis", "analyze", "judge_agreement"]

@@ -16,6 +16,13 @@ scripted models are synthetic and are labelled so everywhere.
 variant's ``phrases``), answers identity questions from the task's facts, confirms proposed
 actions (a confused customer first asks what will happen), and ends with the stop token.
 Options (``[user.options]``): ``patience`` (messages before it gives up), ``latency``.
+
+**Scripted judge**: accepts every claim ("YES", or every natural-language assertion met), and
+labels customer messages for ``emotau analyze --emotion-judge`` (``purpose = "emotion_labels"``)
+with emotau's own lexicon: the emotion is :func:`~emotau.analysis.emotion.detected_emotion` of
+:func:`~emotau.analysis.emotion.score_message`, the intensity 0..3 comes from the strongest
+score (:data:`JUDGE_INTENSITY_CUTS`). Its labels therefore agree with the lexicon by
+construction: they test the labelling pipeline, not an LLM's judgement. No options.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ DEFAULT_PENALTY = {"frustration": 0.12, "anxiety": 0.07, "anger": 0.2, "confusio
 INTENSITY_FACTOR = {"mild": 0.5, "moderate": 1.0, "severe": 1.6}
 _CONFIRM_MARK = "Shall I go ahead?"
 _YES_RE = re.compile(r"\b(yes|yeah|yep|go ahead|please do|proceed|ok|okay|sure|confirm)", re.I)
+#: the scripted judge's emotion intensity from the strongest lexicon score: below the lexicon's
+#: threshold (0.3, so "none") 0; up to 0.6 (about one mild cue) 1; up to 0.9 (a clear or
+#: intensified cue) 2; from 0.9 (strong words, stacked cues, shouting) 3
+JUDGE_INTENSITY_CUTS = (0.6, 0.9)
 
 
 def _damaged(result: str) -> bool:
@@ -327,7 +338,8 @@ class ScriptedUser(ModelClient):
 
 
 class ScriptedJudge(ModelClient):
-    """A stand-in judge that accepts every claim: "YES", or every NL assertion met (JSON)."""
+    """A stand-in judge: accepts every claim ("YES", or every NL assertion met, as JSON), and
+    labels emotions with emotau's lexicon (see the module docstring)."""
 
     synthetic = True
 
@@ -345,7 +357,69 @@ class ScriptedJudge(ModelClient):
             ]
             text = json.dumps({"results": results})
             return ChatResponse(text, prompt_tokens=10 * n, completion_tokens=len(text) // 4)
+        if md.get("purpose") == "emotion_labels":
+            text = json.dumps({"labels": self.emotion_labels(request.messages, md.get("count"))})
+            p, c = _usage(request.messages, text)
+            return ChatResponse(text, prompt_tokens=p, completion_tokens=c)
         return ChatResponse("YES", prompt_tokens=10, completion_tokens=1)
+
+    @staticmethod
+    def emotion_labels(
+        messages: Sequence[Mapping[str, Any]], count: Any = None
+    ) -> list[dict[str, Any]]:
+        """``[{"id", "emotion", "intensity"}]`` for messages 1..``count`` of the prompt (all the
+        prompt has when ``count`` is missing). An id the prompt lacks gets no label, so the
+        caller's parser rejects the answer instead of reading a made-up one."""
+        found = _judged_messages(messages)
+        try:
+            n = int(count)
+        except (TypeError, ValueError):
+            n = max(found, default=0)
+        labels = []
+        for i in range(1, n + 1):
+            if i in found:
+                emotion, intensity = _emotion_label(found[i])
+                labels.append({"id": i, "emotion": emotion, "intensity": intensity})
+        return labels
+
+
+def _judged_messages(messages: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """The messages to label by id: the lines ``{"id": i, "text": "..."}`` of the first user
+    message that has any (``emotion._judge_prompt`` writes one JSON object per line; a retry
+    repeats that prompt first, then the rejected answer and the complaint)."""
+    for m in messages:
+        if m.get("role") != "user":
+            continue
+        found: dict[int, str] = {}
+        for line in str(m.get("content") or "").splitlines():
+            line = line.strip()
+            if not (line.startswith("{") and line.endswith("}")):
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                continue
+            i = item.get("id")
+            if isinstance(i, int) and not isinstance(i, bool):
+                found.setdefault(i, item["text"])
+        if found:
+            return found
+    return {}
+
+
+def _emotion_label(text: str) -> tuple[str, int]:
+    """(emotion, intensity 0..3) of one message from emotau's lexicon."""
+    # imported here: the analysis module pulls in pandas, which runs do not otherwise need
+    from emotau.analysis.emotion import EMOTIONS, detected_emotion, score_message
+
+    scores = score_message(text, valence=False)
+    emotion = detected_emotion(scores)
+    if emotion == "none":
+        return "none", 0
+    strongest = max(scores[e] for e in EMOTIONS)
+    return emotion, 1 + sum(strongest >= cut for cut in JUDGE_INTENSITY_CUTS)
 
 
 def scripted_client(role: str, config: Any, domain: Domain) -> ModelClient:
