@@ -335,6 +335,224 @@ def summary(run_dir: str, fmt: str) -> None:
     _console().print(render_table(data, title=run_dir))
 
 
+# ------------------------------------------------------------------------------ submit
+@cli.group()
+def submit() -> None:
+    """Spread a run's shards over Slurm job arrays or Ray (one run directory in the end)."""
+
+
+def submit_options(fn: Any) -> Any:
+    opts = [
+        click.option(
+            "--run-dir", type=click.Path(),
+            help="Submit an existing run (its frozen spec) instead of one built from the flags.",
+        ),
+        click.option(
+            "--array", type=int,
+            help="Split the grid into N shards, one job each [the last submission's N].",
+        ),
+        click.option(
+            "--resubmit-failed", is_flag=True,
+            help="Submit only the shards that have not finished and are not queued or running.",
+        ),
+        click.option("--dry-run", is_flag=True, help="Write (and print) the job, submit nothing."),
+        click.option("--serve-agent", is_flag=True,
+                     help="Each job starts vLLM for the run's agent model on its node."),
+        click.option("--serve-user", is_flag=True,
+                     help="Each job starts vLLM for the run's user model on its node."),
+        click.option("--vllm-command", help="How to start vLLM [vllm serve]."),
+        click.option("--serve-extra-args", help="Extra vLLM flags, e.g. '--max-model-len 16384'."),
+        click.option("--serve-timeout", type=float, default=1800.0, show_default=True,
+                     help="Seconds to wait for a job's vLLM servers."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return spec_options(fn)
+
+
+def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) -> None:
+    from emotau.errors import UserError
+    from emotau.runner import Run, open_run_dir, prepare, spec_of_run
+    from emotau.submit import (
+        SCHEDULERS,
+        ServeOptions,
+        SubmitPlan,
+        check_array,
+        load_jobs,
+        node_local_warning,
+        unfinished_shards,
+    )
+
+    run = Run.open(opts["run_dir"]) if opts["run_dir"] else None
+    exp = prepare(spec_of_run(run.path) if run else spec_from_options(opts))
+    grid = sum(1 for _ in exp.grid())
+    previous = [j for j in load_jobs(run.path) if j.get("array")] if run else []
+    array = opts["array"] if opts["array"] is not None else None
+    if array is None and previous:
+        array = previous[-1]["array"]
+    if array is None:
+        raise UserError("--array N is required (how many shards, one job each)")
+    warnings = check_array(array, grid)  # before the run directory is created
+    if run is None:
+        exp, run = open_run_dir(exp)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if (w := node_local_warning(run.path)) and scheduler == "slurm":
+        click.echo(f"warning: {w}", err=True)
+    shards = list(range(array))
+    backend = SCHEDULERS[scheduler]()
+    if opts["resubmit_failed"]:
+        active = backend.active_shards(run.path)
+        todo = unfinished_shards(run.path, array)
+        shards = [i for i in todo if i not in active]
+        if active & set(todo):
+            click.echo(
+                f"shards still queued or running, not resubmitted: "
+                f"{', '.join(map(str, sorted(active & set(todo))))}",
+                err=True,
+            )
+        if not shards:
+            click.echo(f"nothing to resubmit: every shard of {array} has finished or is active")
+            return
+    serve = ServeOptions(
+        opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
+        opts["serve_extra_args"], opts["serve_timeout"],
+    )  # fmt: skip
+    plan = SubmitPlan(run.path, array, shards, sched_opts, serve, name=f"emotau-{run.path.name}")
+    sub = backend.submit(plan, dry_run=opts["dry_run"])
+    if opts["dry_run"] and sub.script is not None:
+        click.echo(sub.script.read_text(), nl=False)
+    click.echo(sub.message)
+
+
+@submit.command("slurm")
+@submit_options
+@click.option("--partition", "-p", help="Slurm partition.")
+@click.option("--gres", help="Generic resources per job, e.g. gpu:1.")
+@click.option("--time", "time_limit", help="Time limit per job, e.g. 04:00:00.")
+@click.option("--mem", help="Memory per job, e.g. 32G.")
+@click.option("--cpus-per-task", type=click.IntRange(1, 4096), help="CPUs per job.")
+@click.option("--account", help="Slurm account.")
+@click.option("--qos", help="Slurm QOS.")
+@click.option("--max-parallel", type=click.IntRange(1, None), help="At most K jobs at once (%K).")
+@click.option("--sbatch-arg", multiple=True, help="Any other #SBATCH line, e.g. --constraint=a100.")
+def submit_slurm(**opts: Any) -> None:
+    """Submit the run as a Slurm job array: task i runs shard i/N of the same run directory."""
+    sched = {
+        "partition": opts["partition"], "gres": opts["gres"], "time": opts["time_limit"],
+        "mem": opts["mem"], "cpus_per_task": opts["cpus_per_task"], "account": opts["account"],
+        "qos": opts["qos"], "max_parallel": opts["max_parallel"],
+        "sbatch_args": list(opts["sbatch_arg"]),
+    }  # fmt: skip
+    _submit("slurm", opts, sched)
+
+
+@submit.command("ray")
+@submit_options
+@click.option("--address", help="Ray cluster address (e.g. auto, ray://head:10001) [a local Ray].")
+@click.option("--cpus-per-task", type=click.IntRange(1, 4096), help="CPUs reserved per shard.")
+def submit_ray(**opts: Any) -> None:
+    """Run the shards as Ray tasks on a Ray cluster (or a local one) and wait for them."""
+    _submit("ray", opts, {"address": opts["address"], "cpus_per_task": opts["cpus_per_task"]})
+
+
+@cli.command("shard-task", hidden=True)
+@click.argument("run_dir", type=click.Path())
+@click.option("--shard", required=True)
+@click.option("--serve-agent", is_flag=True)
+@click.option("--serve-user", is_flag=True)
+@click.option("--vllm-command")
+@click.option("--serve-extra-args")
+@click.option("--serve-timeout", type=float, default=1800.0)
+def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
+    """One job of `emotau submit`: optional vLLM servers, then `resume --shard`."""
+    from emotau.progress import make_progress
+    from emotau.runner import Shard
+    from emotau.submit import ServeOptions, run_shard_task
+
+    serve = ServeOptions(
+        opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
+        opts["serve_extra_args"], opts["serve_timeout"],
+    )  # fmt: skip
+    _finish(
+        lambda: run_shard_task(run_dir, Shard.parse(shard), serve, make_progress("log")),
+        quiet=True,
+    )
+
+
+# ------------------------------------------------------------------------------ status
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--watch", "-w", is_flag=True, help="Refresh until the run is complete (Ctrl-C stops)."
+)
+@click.option(
+    "--interval", type=click.FloatRange(0.2, 3600), default=5.0, show_default=True,
+    help="Seconds between refreshes with --watch.",
+)  # fmt: skip
+@click.option(
+    "--stall-after",
+    type=click.FloatRange(1, None),
+    default=900,
+    show_default=True,
+    help="Seconds without a new episode after which an unfinished shard counts as stalled.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: str) -> None:
+    """Progress of a run from its directory alone: per variant and shard, rate, ETA, stalls.
+
+    Exit status: 0 when complete, 1 while unfinished (for scripts that poll).
+    """
+    import time
+
+    from emotau.monitor import render_status, run_status
+
+    def once() -> object:
+        return run_status(run_dir, stall_after=stall_after)
+
+    st = once()
+    if fmt == "json":
+        click.echo(json.dumps(st.as_dict(), indent=2))
+    elif not watch:
+        _console().print(render_status(st))
+    else:
+        from rich.live import Live
+
+        try:
+            with Live(render_status(st), console=_console(), auto_refresh=False) as live:
+                while not st.complete:
+                    time.sleep(interval)
+                    st = once()
+                    live.update(render_status(st), refresh=True)
+        except KeyboardInterrupt:
+            pass
+    sys.exit(0 if st.complete else 1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--from", "sources", multiple=True, required=True, type=click.Path(),
+    help="A copy of the run directory (or its episodes/ folder) from another machine; repeatable.",
+)  # fmt: skip
+def collect(run_dir: str, sources: tuple[str, ...]) -> None:
+    """Merge shard files copied back from other machines into RUN_DIR (same spec only)."""
+    from emotau.collect import collect as collect_into
+
+    res = collect_into(run_dir, list(sources))
+    click.echo(
+        f"collect: {res.added} finished episode(s) added, {res.added_infra} infrastructure "
+        f"error record(s) kept, {res.skipped} already present"
+        + (
+            f" ({', '.join(f'{n}: +{c}' for n, c in sorted(res.files.items()))})"
+            if res.files
+            else ""
+        )
+    )
+
+
 # ------------------------------------------------------------------------------ analysis
 @cli.command()
 @click.argument("run_dir", type=click.Path())

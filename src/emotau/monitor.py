@@ -1,0 +1,283 @@
+"""Where a run stands, read from its directory alone (``emotau status``).
+
+Works from a login node while jobs write the run: it reads the frozen spec and the shard
+files (only each line's key, status and timestamps), never the models or the domain. The
+grid order and the shard rule are the runner's: key number k = ((trial * tasks) + task
+position) * variants + variant position over the sorted variant labels, and shard i/N owns
+the keys with k % N == i.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emotau.store import _PREFIX_RE, _SHARD_RE, RunStore, _complete_lines, _parse
+
+_TIMES_RE = re.compile(rb'"started_at":([0-9.eE+-]+),"duration_s":([0-9.eE+-]+)')
+RATE_WINDOW_S = 600.0  # the rate is measured over the last ten minutes of finished episodes
+STALL_AFTER_S = 900.0  # an unfinished shard whose file has not grown for this long is stalled
+
+
+@dataclass
+class ShardState:
+    name: str  # "3/8"
+    expected: int
+    done: int = 0
+    infra_errors: int = 0  # records in this shard's file that ended in an infra error
+    lines: int = 0
+    last_write: float | None = None  # mtime of the shard file
+    state: str = "not started"  # done | running | stalled | not started
+
+
+@dataclass
+class RunStatus:
+    path: str
+    total: int
+    done: int
+    per_variant: dict[str, dict[str, int]]
+    shards: list[ShardState]
+    rate_per_min: float | None
+    eta_s: float | None
+    last_activity: float | None
+    duplicates: int  # finished records of a key beyond the first (dropped by every reader)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "total": self.total,
+            "done": self.done,
+            "complete": self.complete,
+            "per_variant": self.per_variant,
+            "shards": [s.__dict__ for s in self.shards],
+            "rate_per_min": self.rate_per_min,
+            "eta_s": self.eta_s,
+            "last_activity": self.last_activity,
+            "duplicates": self.duplicates,
+            "warnings": self.warnings,
+        }
+
+
+def _line_info(raw: bytes) -> tuple[tuple[int, str, int], str, float | None] | None:
+    m = _PREFIX_RE.match(raw)
+    if m is not None:
+        key = (int(m[1]), m[2].decode("utf-8"), int(m[3]))
+        status = m[4].decode("ascii")
+        t = _TIMES_RE.search(raw)
+        end = float(t[1]) + float(t[2]) if t else None
+        return key, status, end
+    rec = _parse(raw)
+    if rec is None:
+        return None
+    key = (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
+    try:
+        end = float(rec["started_at"]) + float(rec["duration_s"])
+    except (KeyError, TypeError, ValueError):
+        end = None
+    return key, str(rec.get("status")), end
+
+
+def run_status(
+    path: str | Path,
+    *,
+    now: float | None = None,
+    stall_after: float = STALL_AFTER_S,
+    array: int | None = None,
+) -> RunStatus:
+    """Done/total per variant and per shard, infra errors, rate, ETA and stalled shards.
+
+    ``array`` is the number of shards the run was submitted as (``emotau submit`` records
+    it); shards of that split with no file yet show as "not started".
+    """
+    from emotau.runner import Run
+
+    run = Run.open(path)
+    now = time.time() if now is None else now
+    ident = run.frozen["identity"]
+    task_ids = list(ident["task_ids"])
+    labels = sorted(run.variants)
+    trials = int(ident["num_trials"])
+    pos_task = {t: i for i, t in enumerate(task_ids)}
+    pos_label = {v: i for i, v in enumerate(labels)}
+    total = len(task_ids) * len(labels) * trials
+    array = array if array is not None else _submitted_array(run.path)
+
+    finished: dict[tuple[int, str, int], int] = {}  # key -> grid number
+    duplicates = 0
+    infra_keys: set[tuple[int, str, int]] = set()
+    ends: list[float] = []
+    files: dict[tuple[int, int], tuple[int, int, float]] = {}  # (i, N) -> lines, infra, mtime
+    store = RunStore(run.path)
+    for f in store.shard_files():
+        m = _SHARD_RE.match(f.name)
+        assert m is not None
+        lines = infra = 0
+        for raw in _complete_lines(f):
+            info = _line_info(raw)
+            if info is None:
+                continue
+            lines += 1
+            key, status, end = info
+            if status != "completed":
+                infra += 1
+                infra_keys.add(key)
+                continue
+            if key in finished:
+                duplicates += 1
+                continue
+            if key[0] in pos_task and key[1] in pos_label and 0 <= key[2] < trials:
+                finished[key] = (key[2] * len(task_ids) + pos_task[key[0]]) * len(labels) + (
+                    pos_label[key[1]]
+                )
+            if end is not None:
+                ends.append(end)
+        try:
+            mtime = f.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        files[(int(m[1]), int(m[2]))] = (lines, infra, mtime)
+
+    per_variant = {
+        v: {"total": len(task_ids) * trials, "done": 0, "infra_errors": 0} for v in run.variants
+    }
+    for key in finished:
+        per_variant[key[1]]["done"] += 1
+    shards = _shards(files, finished, total, array, now, stall_after)
+    for key in infra_keys - finished.keys():  # still open: retried by the next resume
+        if key[1] in per_variant:
+            per_variant[key[1]]["infra_errors"] += 1
+
+    done = len(finished)
+    recent = [e for e in ends if now - RATE_WINDOW_S <= e <= now]
+    rate = None
+    if recent:
+        span = max(60.0, now - min(recent))
+        rate = 60.0 * len(recent) / span
+    eta = (
+        (total - done) / rate * 60.0 if rate and done < total else (0.0 if done >= total else None)
+    )
+    last = max([s.last_write for s in shards if s.last_write is not None], default=None)
+    status = RunStatus(
+        path=str(run.path),
+        total=total,
+        done=done,
+        per_variant=per_variant,
+        shards=shards,
+        rate_per_min=rate,
+        eta_s=eta,
+        last_activity=last,
+        duplicates=duplicates,
+    )
+    stalled = [s.name for s in shards if s.state == "stalled"]
+    if stalled:
+        status.warnings.append(
+            f"stalled shard(s) {', '.join(stalled)}: unfinished and no new episode for "
+            f"{stall_after / 60:.0f} min (job dead or pre-empted? `emotau submit slurm "
+            "--resubmit-failed` or `emotau resume --shard i/N` re-runs them)"
+        )
+    if done < total and rate is None and last is not None and now - last > stall_after:
+        status.warnings.append("no episode finished recently: is anything still running?")
+    return status
+
+
+def _shards(
+    files: dict[tuple[int, int], tuple[int, int, float]],
+    finished: dict[tuple[int, str, int], int],
+    total: int,
+    array: int | None,
+    now: float,
+    stall_after: float,
+) -> list[ShardState]:
+    splits = Counter(n for _, n in files)
+    if array:
+        splits[array] += 0
+    if not splits:
+        return []
+    out = []
+    for n in sorted(splits):
+        done_by = Counter(k % n for k in finished.values())
+        for i in range(n):
+            expected = total // n + (1 if i < total % n else 0)
+            s = ShardState(f"{i}/{n}", expected, done=done_by[i])
+            if (i, n) in files:
+                s.lines, s.infra_errors, s.last_write = files[(i, n)]
+            if s.done >= expected:
+                s.state = "done"
+            elif s.last_write is None:
+                s.state = "not started"
+            elif now - s.last_write > stall_after:
+                s.state = "stalled"
+            else:
+                s.state = "running"
+            if (i, n) in files or n == array:
+                out.append(s)
+    return out
+
+
+def _submitted_array(path: Path) -> int | None:
+    """The shard count of the latest ``emotau submit`` of this run, if any."""
+    import json
+
+    jobs = path / "submit" / "jobs.json"
+    try:
+        data = json.loads(jobs.read_text())
+        return int(data[-1]["array"]) if data else None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def render_status(st: RunStatus, now: float | None = None) -> Any:
+    """A rich renderable: per-variant table, per-shard table, totals line."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    now = time.time() if now is None else now
+    vt = Table(title=f"{st.path}: {st.done}/{st.total} episodes", title_justify="left")
+    for col in ("variant", "done", "total", "%", "infra errors (open)"):
+        vt.add_column(col, justify="left" if col == "variant" else "right")
+    for v, row in st.per_variant.items():
+        pct = 100 * row["done"] / row["total"] if row["total"] else 0.0
+        vt.add_row(v, str(row["done"]), str(row["total"]), f"{pct:.0f}", str(row["infra_errors"]))
+    parts: list[Any] = [vt]
+    if st.shards:
+        sh = Table(title="shards", title_justify="left")
+        for col in ("shard", "done", "expected", "infra errors", "last write", "state"):
+            sh.add_column(col, justify="left" if col in ("shard", "state") else "right")
+        for s in st.shards:
+            ago = "–" if s.last_write is None else _duration(now - s.last_write) + " ago"
+            style = {"stalled": "bold red", "done": "green", "running": "yellow"}.get(s.state, "")
+            sh.add_row(
+                s.name,
+                str(s.done),
+                str(s.expected),
+                str(s.infra_errors),
+                ago,
+                Text(s.state, style=style),
+            )
+        parts.append(sh)
+    rate = "–" if st.rate_per_min is None else f"{st.rate_per_min:.1f}/min"
+    eta = "done" if st.complete else ("–" if st.eta_s is None else _duration(st.eta_s))
+    parts.append(Text(f"rate {rate} (last {RATE_WINDOW_S / 60:.0f} min), ETA {eta}"))
+    if st.duplicates:
+        parts.append(Text(f"{st.duplicates} duplicate finished record(s), ignored by readers"))
+    parts += [Text(f"warning: {w}", style="bold red") for w in st.warnings]
+    return Group(*parts)
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 90:
+        return f"{s}s"
+    if s < 5400:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

@@ -1,0 +1,235 @@
+"""Shards, `emotau status`, `emotau collect`, `emotau submit` (dry runs, bad input, Ray).
+
+The real Slurm cluster tests are in test_slurm.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from emotau.monitor import run_status
+from emotau.submit import check_array, compress, node_local_warning
+from helpers import all_lines, emotau, popen
+
+GRID = ["--tasks", "4", "--num-trials", "2", "--variants", "control,anger,confusion"]
+
+
+def run_args(out: Path, name: str, *extra: str) -> list[str]:
+    return ["run", "--out", str(out), "--experiment-name", name, *GRID, "--quiet", *extra]
+
+
+def keys(run_dir: Path) -> list[tuple]:
+    return [(r["task_id"], r["variant"], r["trial"]) for r in all_lines(run_dir)]
+
+
+def outcomes(run_dir: Path) -> dict[tuple, tuple]:
+    return {
+        (r["task_id"], r["variant"], r["trial"]): (r["status"], r["success"], r["reward"])
+        for r in all_lines(run_dir)
+    }
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single")
+    r = emotau(*run_args(out, "one"))
+    assert r.returncode == 0, r.stderr
+    return out / "one"
+
+
+# ------------------------------------------------------------------ shards = one process
+def test_shards_in_parallel_give_exactly_the_single_process_episodes(tmp_path, single) -> None:
+    procs = [popen(*run_args(tmp_path, "sharded", "--shard", f"{i}/3")) for i in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    sharded = tmp_path / "sharded"
+    got = keys(sharded)
+    assert len(got) == len(set(got)) == 4 * 3 * 2  # every episode exactly once
+    assert outcomes(sharded) == outcomes(single)  # and the same episodes
+    assert sorted(p.name for p in (sharded / "episodes").iterdir()) == [
+        f"shard-0000{i}-of-00003.jsonl" for i in range(3)
+    ]
+
+
+# ------------------------------------------------------------------ status
+def test_status_per_variant_and_shard(tmp_path) -> None:
+    for i in (0, 2):
+        assert emotau(*run_args(tmp_path, "part", "--shard", f"{i}/4")).returncode == 0
+    run = tmp_path / "part"
+    st = run_status(run, array=4)
+    lines = all_lines(run)
+    assert st.total == 24 and st.done == len(lines) == 12
+    for v in ("control", "anger", "confusion"):
+        assert st.per_variant[v]["done"] == sum(r["variant"] == v for r in lines)
+    states = {s.name: s.state for s in st.shards}
+    assert states == {"0/4": "done", "1/4": "not started", "2/4": "done", "3/4": "not started"}
+    assert all(s.expected == 6 for s in st.shards)
+    # the CLI: exit 1 while unfinished, JSON for scripts
+    r = emotau("status", str(run), "--format", "json")
+    assert r.returncode == 1, r.stderr
+    assert json.loads(r.stdout)["done"] == 12
+    r = emotau("status", str(run))
+    assert "12/24 episodes" in r.stdout and "0/4" in r.stdout
+
+
+def test_status_flags_a_stalled_shard_and_gives_rate_and_eta(tmp_path) -> None:
+    assert emotau(*run_args(tmp_path, "stall", "--shard", "0/2")).returncode == 0
+    run = tmp_path / "stall"
+    shard = run / "episodes" / "shard-00000-of-00002.jsonl"
+    lines = shard.read_text().splitlines()
+    shard.write_text("\n".join(lines[:5]) + "\n")  # shard 0 is only part done ...
+    old = time.time() - 3600
+    os.utime(shard, (old, old))  # ... and has not moved for an hour
+    st = run_status(run, array=2)
+    s0 = next(s for s in st.shards if s.name == "0/2")
+    assert (s0.state, s0.done, s0.expected) == ("stalled", 5, 12)
+    assert any("stalled shard(s) 0/2" in w for w in st.warnings)
+    # rate and ETA: 5 episodes finished at known times, measured "now" just after
+    ends = [json.loads(x)["started_at"] + json.loads(x)["duration_s"] for x in lines[:5]]
+    st = run_status(run, array=2, now=max(ends) + 1.0, stall_after=1e9)
+    assert st.rate_per_min == pytest.approx(5.0, rel=1e-6)  # 5 in a (minimum) 60 s window
+    assert st.eta_s == pytest.approx((24 - 5) / 5.0 * 60)
+
+
+def test_status_of_a_non_run_is_an_error(tmp_path) -> None:
+    r = emotau("status", str(tmp_path))
+    assert r.returncode == 2 and "is not an emotau run" in r.stderr
+
+
+# ------------------------------------------------------------------ collect
+def test_collect_merges_copies_from_other_machines(tmp_path, single) -> None:
+    # "machine" copies: each ran one shard in its own copy of the run directory
+    assert emotau(*run_args(tmp_path, "main", "--shard", "0/3")).returncode == 0
+    main = tmp_path / "main"
+    copies = []
+    for i in (1, 2):
+        copy = tmp_path / f"node{i}" / "main"
+        copy.mkdir(parents=True)
+        shutil.copy(main / "spec.json", copy / "spec.json")
+        r = emotau("resume", str(copy), "--shard", f"{i}/3", "--quiet")
+        assert r.returncode == 0, r.stderr
+        copies.append(copy)
+    # an overlapping copy too: the whole of node 1 plus shard 0 again (duplicates)
+    r = emotau(
+        "collect", str(main), "--from", str(copies[0]), "--from", str(copies[1] / "episodes")
+    )
+    assert r.returncode == 0, r.stderr
+    assert "16 finished episode(s) added" in r.stdout
+    got = keys(main)
+    assert len(got) == len(set(got)) == 24
+    assert outcomes(main) == outcomes(single)
+    again = emotau("collect", str(main), "--from", str(copies[0]), "--from", str(copies[1]))
+    assert "0 finished episode(s) added" in again.stdout and "16 already present" in again.stdout
+    assert len(all_lines(main)) == 24
+    assert emotau("summary", str(main)).returncode == 0
+
+
+def test_collect_refuses_other_specs_and_bare_folders(tmp_path, single) -> None:
+    assert emotau(*run_args(tmp_path, "x", "--seed", "5", "--shard", "0/2")).returncode == 0
+    other = tmp_path / "x"
+    target = tmp_path / "copy"
+    shutil.copytree(single, target)
+    before = (target / "episodes").read_bytes() if False else sorted(keys(target))
+    r = emotau("collect", str(target), "--from", str(other))
+    assert r.returncode == 2 and "ran a different spec" in r.stderr and "seed" in r.stderr
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(next((other / "episodes").iterdir()), bare)
+    r = emotau("collect", str(target), "--from", str(bare))
+    assert r.returncode == 2 and "has no spec.json" in r.stderr
+    r = emotau("collect", str(target), "--from", str(target))
+    assert r.returncode == 2 and "is the target run itself" in r.stderr
+    assert sorted(keys(target)) == before  # nothing written by the refused calls
+
+
+# ------------------------------------------------------------------ submit: planning
+def test_compress_and_array_checks() -> None:
+    assert compress([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert compress([3]) == "3"
+    assert check_array(4, 24) == []
+    assert "job start-up will dominate" in check_array(20, 24)[0]
+    with pytest.raises(Exception, match="more shards than the grid"):
+        check_array(25, 24)
+    with pytest.raises(Exception, match="at least 1"):
+        check_array(0, 24)
+    assert node_local_warning(Path("/tmp/x/run")) is not None
+    assert node_local_warning(Path("/work/shared/run")) is None
+
+
+def test_submit_slurm_dry_run_writes_the_array_script(tmp_path) -> None:
+    r = emotau(
+        "submit", "slurm", "--out", str(tmp_path), "--experiment-name", "sub", *GRID,
+        "--array", "4", "--partition", "gpu", "--gres", "gpu:1", "--time", "01:00:00",
+        "--max-parallel", "2", "--sbatch-arg", "--constraint=a100", "--serve-agent",
+        "--vllm-command", "vllm serve", "--dry-run",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    script = next((tmp_path / "sub" / "submit").glob("slurm-*.sbatch")).read_text()
+    assert script == r.stdout.split("dry run:")[0]
+    for line in (
+        "#SBATCH --array=0-3%2",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --time=01:00:00",
+        "#SBATCH --constraint=a100",
+        f"#SBATCH --output={tmp_path / 'sub' / 'submit' / 'logs'}/%A_%a.out",
+    ):
+        assert line in script, line
+    assert f'shard-task {tmp_path / "sub"} --shard "$SLURM_ARRAY_TASK_ID/4"' in script
+    assert "--serve-agent --vllm-command 'vllm serve'" in script
+    assert "API_KEY=" not in script and "OPENAI" not in script
+    assert (tmp_path / "sub" / "spec.json").is_file()  # the run is frozen before submitting
+    assert not (tmp_path / "sub" / "submit" / "jobs.json").exists()  # nothing submitted
+
+
+def test_submit_bad_input(tmp_path) -> None:
+    base = ["submit", "slurm", "--out", str(tmp_path), "--experiment-name", "bad", *GRID]
+    env_path = os.environ.get("PATH", "")
+    cases = [
+        ([*base, "--array", "100"], "more shards than the grid has episodes (24)"),
+        ([*base, "--array", "0"], "must be at least 1"),
+        ([*base], "--array N is required"),
+        (["submit", "slurm", "--run-dir", str(tmp_path / "nope"), "--array", "2"], "not a dir"),
+    ]
+    for args, message in cases:
+        r = emotau(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+    # no sbatch on PATH: a clear message, and the script is still there to submit by hand
+    os.environ["PATH"] = "/nonexistent"
+    try:
+        r = emotau(*base, "--array", "2")
+    finally:
+        os.environ["PATH"] = env_path
+    assert r.returncode == 2 and "sbatch not found on PATH" in r.stderr
+    assert list((tmp_path / "bad" / "submit").glob("slurm-*.sbatch"))
+
+
+def test_resubmit_failed_with_nothing_left(tmp_path, single) -> None:
+    target = tmp_path / "done"
+    shutil.copytree(single, target)
+    r = emotau("submit", "slurm", "--run-dir", str(target), "--array", "3", "--resubmit-failed")
+    assert r.returncode == 0, r.stderr
+    assert "nothing to resubmit" in r.stdout
+
+
+# ------------------------------------------------------------------ Ray
+def test_submit_ray_runs_every_shard_on_a_local_ray(tmp_path, single) -> None:
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'emotau[ray]'")
+    r = emotau(
+        "submit", "ray", "--out", str(tmp_path), "--experiment-name", "ray", *GRID,
+        "--array", "3", timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "3 shard(s) finished on Ray" in r.stdout
+    run = tmp_path / "ray"
+    got = keys(run)
+    assert len(got) == len(set(got)) == 24
+    assert outcomes(run) == outcomes(single)
