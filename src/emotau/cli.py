@@ -364,6 +364,8 @@ def submit_options(fn: Any) -> Any:
         click.option("--serve-extra-args", help="Extra vLLM flags, e.g. '--max-model-len 16384'."),
         click.option("--serve-timeout", type=float, default=1800.0, show_default=True,
                      help="Seconds to wait for a job's vLLM servers."),
+        click.option("--serve-tool-call-parser",
+                     help="vLLM tool parser for an agent model family emotau does not know."),
     ]  # fmt: skip
     for opt in reversed(opts):
         fn = opt(fn)
@@ -416,7 +418,7 @@ def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) ->
             return
     serve = ServeOptions(
         opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
-        opts["serve_extra_args"], opts["serve_timeout"],
+        opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
     )  # fmt: skip
     plan = SubmitPlan(run.path, array, shards, sched_opts, serve, name=f"emotau-{run.path.name}")
     sub = backend.submit(plan, dry_run=opts["dry_run"])
@@ -464,6 +466,7 @@ def submit_ray(**opts: Any) -> None:
 @click.option("--vllm-command")
 @click.option("--serve-extra-args")
 @click.option("--serve-timeout", type=float, default=1800.0)
+@click.option("--serve-tool-call-parser")
 def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     """One job of `emotau submit`: optional vLLM servers, then `resume --shard`."""
     from emotau.progress import make_progress
@@ -472,7 +475,7 @@ def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
 
     serve = ServeOptions(
         opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
-        opts["serve_extra_args"], opts["serve_timeout"],
+        opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
     )  # fmt: skip
     _finish(
         lambda: run_shard_task(run_dir, Shard.parse(shard), serve, make_progress("log")),

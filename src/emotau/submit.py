@@ -44,6 +44,7 @@ class ServeOptions:
     vllm_command: str | None = None
     extra_args: str | None = None
     startup_timeout: float = 1800.0
+    tool_call_parser: str | None = None  # for a model family emotau does not know
 
     @property
     def any(self) -> bool:
@@ -59,6 +60,8 @@ class ServeOptions:
             out += ["--vllm-command", self.vllm_command]
         if self.extra_args:
             out += ["--serve-extra-args", self.extra_args]
+        if self.tool_call_parser:
+            out += ["--serve-tool-call-parser", self.tool_call_parser]
         if self.any:
             out += ["--serve-timeout", f"{self.startup_timeout:g}"]
         return out
@@ -415,6 +418,7 @@ def _vllm(*, model: str, role: str, gpus: str | None, share: bool, serve: ServeO
         vllm_command=serve.vllm_command,
         extra_args=serve.extra_args,
         startup_timeout=serve.startup_timeout,
+        tool_call_parser=None if role == "user" else serve.tool_call_parser,
         log_file=log_file,
     )
     return srv.start()
