@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotau.analysis.report import pick_reference
 from emotau.analysis.stats import compare_variants, holm
 from emotau.errors import UserError
 
@@ -106,7 +107,7 @@ def compare_runs(
         raise UserError(
             f"the runs share no variant (A: {', '.join(ra.variants)}; B: {', '.join(rb.variants)})"
         )
-    ref = _reference(reference, common)
+    ref = pick_reference(reference, common, "a variant of both runs (common")
     a, b = _scored(ra), _scored(rb)
     warnings = []
     labels = (ra.path.name, rb.path.name) if ra.path.name != rb.path.name else ("A", "B")
@@ -160,16 +161,6 @@ def compare_runs(
         if col not in table:
             table[col] = np.nan
     return RunComparison(labels, ref, table, warnings)
-
-
-def _reference(asked: str | None, common: list[str]) -> str | None:
-    if asked is None:
-        return "control" if "control" in common else None
-    if asked not in common:
-        raise UserError(
-            f"--reference {asked!r} is not a variant of both runs (common: {', '.join(common)})"
-        )
-    return asked
 
 
 def _difference_in_drops(

@@ -125,7 +125,7 @@ def analyze(
 
     run = run if isinstance(run, Run) else Run.open(run)
     variants = run.variants
-    ref = _reference(reference, variants)
+    ref = pick_reference(reference, variants)
     if not emotion_judge and (judge_base_url is not None or api_key_env is not None):
         raise UserError("--judge-base-url and --api-key-env are options of --emotion-judge")
     judge_exp = _judge_experiment(run, judge_base_url, api_key_env) if emotion_judge else None
@@ -290,13 +290,14 @@ def _compute(
     return result
 
 
-def _reference(asked: str | None, variants: Sequence[str]) -> str | None:
+def pick_reference(
+    asked: str | None, arms: Sequence[str], what: str = "an arm of this run (arms"
+) -> str | None:
+    """The named arm (a UserError if it is not in ``arms``), else control when present."""
     if asked is None:
-        return "control" if "control" in variants else None
-    if asked not in variants:
-        raise UserError(
-            f"--reference {asked!r} is not an arm of this run (arms: {', '.join(variants)})"
-        )
+        return "control" if "control" in arms else None
+    if asked not in arms:
+        raise UserError(f"--reference {asked!r} is not {what}: {', '.join(arms)})")
     return asked
 
 
