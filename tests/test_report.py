@@ -291,3 +291,12 @@ def test_analyze_a_run_through_the_mock_server(tmp_path) -> None:
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert "agent `scripted-agent`" in md
     assert "| frustration |" in md
+
+
+def test_markdown_cells_cannot_carry_html() -> None:
+    from emotau.analysis.render import _md_cell
+
+    cell = _md_cell("<b onmouseover=alert(1)>boom</b> <!-- x --> <script>|")
+    assert "<b" not in cell and "</b" not in cell and "<!--" not in cell and "<script" not in cell
+    assert cell.endswith("\\|")  # a pipe cannot break the table either
+    assert _md_cell("<0.001 (<0.001)") == "<0.001 (<0.001)"  # p-values stay readable

@@ -13,6 +13,7 @@ import hashlib
 import html
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -421,9 +422,13 @@ def _completeness(a: Analysis) -> Section:
 
 
 # --------------------------------------------------------------------------- markdown
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # what a Markdown viewer would take for HTML
+
+
 def _md_cell(text: str) -> str:
     """Cells can hold model or error text: no raw HTML reaches a Markdown viewer."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    text = _TAG_START.sub("&lt;", text.replace("&", "&amp;"))  # "<0.001" stays readable
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[str]) -> str:
