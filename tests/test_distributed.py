@@ -233,3 +233,16 @@ def test_submit_ray_runs_every_shard_on_a_local_ray(tmp_path, single) -> None:
     got = keys(run)
     assert len(got) == len(set(got)) == 24
     assert outcomes(run) == outcomes(single)
+
+
+def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
+    assert emotau(*run_args(tmp_path, "w", "--shard", "0/2")).returncode == 0
+    run = tmp_path / "w"
+    watch = popen("status", str(run), "--watch", "--interval", "0.2")
+    time.sleep(1.5)
+    assert watch.poll() is None  # still watching an unfinished run
+    r = emotau("resume", str(run), "--shard", "1/2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err  # it noticed the run is complete, and says so
+    assert "24/24 episodes" in out
