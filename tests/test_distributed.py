@@ -93,9 +93,11 @@ def test_status_flags_a_stalled_shard_and_gives_rate_and_eta(tmp_path) -> None:
     assert any("stalled shard(s) 0/2" in w for w in st.warnings)
     # rate and ETA: 5 episodes finished at known times, measured "now" just after
     ends = [json.loads(x)["started_at"] + json.loads(x)["duration_s"] for x in lines[:5]]
-    st = run_status(run, array=2, now=max(ends) + 1.0, stall_after=1e9)
-    assert st.rate_per_min == pytest.approx(5.0, rel=1e-6)  # 5 in a (minimum) 60 s window
-    assert st.eta_s == pytest.approx((24 - 5) / 5.0 * 60)
+    now = max(ends) + 1.0
+    st = run_status(run, array=2, now=now, stall_after=1e9)
+    rate = 60 * 5 / max(10.0, now - min(ends))  # per minute, over at least 10 s
+    assert st.rate_per_min == pytest.approx(rate, rel=1e-6)
+    assert st.eta_s == pytest.approx((24 - 5) / rate * 60)
 
 
 def test_status_of_a_non_run_is_an_error(tmp_path) -> None:
@@ -129,6 +131,24 @@ def test_collect_merges_copies_from_other_machines(tmp_path, single) -> None:
     assert "0 finished episode(s) added" in again.stdout and "16 already present" in again.stdout
     assert len(all_lines(main)) == 24
     assert emotau("summary", str(main)).returncode == 0
+
+
+def test_collect_never_adds_a_second_finished_record(tmp_path, single) -> None:
+    target = tmp_path / "t"
+    shutil.copytree(single, target)
+    first = json.loads(
+        (target / "episodes" / "shard-00000-of-00001.jsonl").read_text().split("\n")[0]
+    )
+    # the target also has a later infrastructure-error record of that finished episode
+    infra = dict(first, status="infra_error", scored=False, error="timeout")
+    (target / "episodes" / "shard-00001-of-00002.jsonl").write_text(json.dumps(infra) + "\n")
+    copy = tmp_path / "copy"
+    shutil.copytree(single, copy)
+    r = emotau("collect", str(target), "--from", str(copy))
+    assert r.returncode == 0 and "0 finished episode(s) added" in r.stdout, r.stdout
+    finished = [k for k, rec in zip(keys(target), all_lines(target), strict=True)
+                if rec["status"] == "completed"]  # fmt: skip
+    assert len(finished) == len(set(finished)) == 24
 
 
 def test_collect_refuses_other_specs_and_bare_folders(tmp_path, single) -> None:
@@ -168,7 +188,8 @@ def test_submit_slurm_dry_run_writes_the_array_script(tmp_path) -> None:
         "submit", "slurm", "--out", str(tmp_path), "--experiment-name", "sub", *GRID,
         "--array", "4", "--partition", "gpu", "--gres", "gpu:1", "--time", "01:00:00",
         "--max-parallel", "2", "--sbatch-arg", "--constraint=a100", "--serve-agent",
-        "--vllm-command", "vllm serve", "--dry-run",
+        "--vllm-command", "vllm serve", "--model", "Qwen/Qwen3-8B", "--base-url",
+        "http://127.0.0.1:9/v1", "--user-base-url", "http://10.0.0.5:8001/v1", "--dry-run",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     script = next((tmp_path / "sub" / "submit").glob("slurm-*.sbatch")).read_text()
@@ -184,6 +205,8 @@ def test_submit_slurm_dry_run_writes_the_array_script(tmp_path) -> None:
         assert line in script, line
     assert f'shard-task {tmp_path / "sub"} --shard "$SLURM_ARRAY_TASK_ID/4"' in script
     assert "--serve-agent --vllm-command 'vllm serve'" in script
+    # endpoint flags reach every job (as `emotau resume` takes them)
+    assert "--base-url http://127.0.0.1:9/v1 --user-base-url http://10.0.0.5:8001/v1" in script
     assert "API_KEY=" not in script and "OPENAI" not in script
     assert (tmp_path / "sub" / "spec.json").is_file()  # the run is frozen before submitting
     assert not (tmp_path / "sub" / "submit" / "jobs.json").exists()  # nothing submitted
@@ -210,6 +233,38 @@ def test_submit_bad_input(tmp_path) -> None:
         os.environ["PATH"] = env_path
     assert r.returncode == 2 and "sbatch not found on PATH" in r.stderr
     assert list((tmp_path / "bad" / "submit").glob("slurm-*.sbatch"))
+
+
+def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
+    base = ["submit", "slurm", "--out", str(tmp_path), "--experiment-name", "j", *GRID,
+            "--array", "2", "--dry-run"]  # fmt: skip
+    qwen = ["--model", "Qwen/Qwen3-8B", "--base-url", "http://127.0.0.1:9/v1"]
+    spaced = tmp_path / "with space"
+    cases = [
+        ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--max-model-len 5"],
+         "--max-model-len in --extra-args"),
+        ([*base, *qwen, "--serve-agent", "--serve-extra-args", "'unclosed"], "cannot split"),
+        ([*base, "--serve-agent"], "no tool-calling flags known for model 'scripted'"),
+        ([*base, "--vllm-command", "vllm serve"], "need --serve-agent/--serve-user"),
+        ([*base, *qwen, "--serve-agent", "--serve-timeout", "0"], "Invalid value"),
+        (["submit", "slurm", "--run-dir", str(single), "--tasks", "3", "--array", "2"],
+         "--run-dir uses the run's frozen spec: drop --tasks"),
+        (["submit", "slurm", "--out", str(spaced), "--experiment-name", "r", *GRID,
+          "--array", "2", "--dry-run"], "#SBATCH lines cannot carry"),
+    ]  # fmt: skip
+    for args, message in cases:
+        r = emotau(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    # a damaged record of submissions: one line, not a traceback
+    target = tmp_path / "jobs"
+    shutil.copytree(single, target)
+    (target / "submit").mkdir()
+    for bad in ("[1]", '[{"array": "x"}]', "not json"):
+        (target / "submit" / "jobs.json").write_text(bad)
+        r = emotau("submit", "slurm", "--run-dir", str(target), "--array", "2", "--dry-run")
+        assert r.returncode == 2 and "jobs.json" in r.stderr, r.stderr
 
 
 def test_resubmit_failed_with_nothing_left(tmp_path, single) -> None:
@@ -246,3 +301,18 @@ def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
     out, err = watch.communicate(timeout=60)
     assert watch.returncode == 0, err  # it noticed the run is complete, and says so
     assert "24/24 episodes" in out
+
+
+def test_status_counts_writes_of_overlapping_files() -> None:
+    from emotau.monitor import _shards
+
+    now = 1000.0
+    # shard 0/2 ran as --workers 2 (files 0/4 and 2/4, written just now); the old 1/2 split
+    # file is an hour old but its episodes are being redone by the 1/4 and 3/4 files
+    files = {(0, 4): (3, 0, now - 5), (2, 4): (3, 0, now - 5), (1, 2): (1, 0, now - 3600)}
+    files |= {(1, 4): (1, 0, now - 2), (3, 4): (1, 0, now - 2)}
+    finished = {("k", i): i for i in (0, 4, 8)}  # grid numbers: all in 0/4
+    rows = {s.name: s for s in _shards(files, finished, 16, 2, now, stall_after=900)}
+    assert rows["0/2"].state == "running" and rows["0/2"].last_write == now - 5
+    assert rows["1/2"].state == "running"  # not a false "stalled": 1/4 and 3/4 are writing
+    assert rows["0/4"].done == 3 and rows["2/4"].done == 0

@@ -151,8 +151,11 @@ def test_iter_merged_keeps_first_finished_else_latest(tmp_path) -> None:
     extra_key = dict(recs[1], task_id=99, status="infra_error", scored=False, error="e1")
     extra_key2 = dict(extra_key, error="e2")  # latest infra error wins
     damaged = '{"task_id": 1, "variant": "control", "trial": 0, "status": "comp'
+    # a line that starts like emotau's but is broken further on: every reader skips it
+    prefixed = '{"task_id":98,"variant":"control","trial":0,"status":"completed",oops}'
+    survivor = dict(extra_key, task_id=98, error="kept")
     new = [json.dumps(infra), *lines, json.dumps(later), json.dumps(extra_key)]
-    new += [damaged, json.dumps(extra_key2)]
+    new += [damaged, json.dumps(extra_key2), prefixed, json.dumps(survivor)]
     shard.write_text("\n".join(new) + "\n")
     store = RunStore(run)
     merged = list(store.iter_merged())
@@ -161,8 +164,9 @@ def test_iter_merged_keeps_first_finished_else_latest(tmp_path) -> None:
     assert by_key[(recs[0]["task_id"], 0)]["reward"] == recs[0]["reward"]
     assert by_key[(recs[0]["task_id"], 0)]["status"] == "completed"
     assert by_key[(99, 0)]["error"] == "e2"
+    assert by_key[(98, 0)]["error"] == "kept"
     a = analyze(run, n_boot=200)
-    assert list(a.infra["error"]) == ["e2"]
+    assert sorted(a.infra["error"]) == ["e2", "kept"]
     assert any("infrastructure error" in w for w in a.warnings)
 
 

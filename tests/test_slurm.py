@@ -160,6 +160,11 @@ def test_killed_tasks_are_resubmitted_and_nothing_is_duplicated(slurm, tmp_path)
     while not (shard0.exists() and shard0.read_bytes().count(b"\n") >= 1):
         assert time.time() < deadline, "task 0 never wrote an episode"
         time.sleep(0.2)
+    # while it runs, a second plain submission or another split would run episodes twice
+    again = sl(env, "submit", "slurm", "--run-dir", str(run), "--array", "4")
+    assert again.returncode == 2 and "still queued or running" in again.stderr, again.stderr
+    other = sl(env, "submit", "slurm", "--run-dir", str(run), "--array", "2", "--resubmit-failed")
+    assert other.returncode == 2 and "would overlap" in other.stderr, other.stderr
     slurm_cmd(env, "scancel", f"{job}_0", f"{job}_3")  # one running mid-shard, one pending
     wait_idle(env, job)
     st = status(env, run)

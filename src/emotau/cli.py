@@ -361,15 +361,38 @@ def submit_options(fn: Any) -> Any:
         click.option("--serve-user", is_flag=True,
                      help="Each job starts vLLM for the run's user model on its node."),
         click.option("--vllm-command", help="How to start vLLM [vllm serve]."),
-        click.option("--serve-extra-args", help="Extra vLLM flags, e.g. '--max-model-len 16384'."),
-        click.option("--serve-timeout", type=float, default=1800.0, show_default=True,
-                     help="Seconds to wait for a job's vLLM servers."),
+        click.option("--serve-extra-args", help="Extra vLLM flags, e.g. '--enforce-eager'."),
+        click.option("--serve-timeout", type=click.FloatRange(1, 86400), default=1800.0,
+                     show_default=True, help="Seconds to wait for a job's vLLM servers."),
+        click.option("--serve-max-model-len", type=click.IntRange(1, None),
+                     help="Context length of the jobs' vLLM servers."),
         click.option("--serve-tool-call-parser",
                      help="vLLM tool parser for an agent model family emotau does not know."),
     ]  # fmt: skip
     for opt in reversed(opts):
         fn = opt(fn)
     return spec_options(fn)
+
+
+#: `run` flags that define what a run measures: refused next to --run-dir (its spec is frozen)
+_IDENTITY_FLAGS = (
+    "config", "experiment_name", "domain", "tasks", "task_ids", "variants", "num_trials",
+    "agent_strategy", "user_strategy", "model", "user_model", "judge_model", "tool_choice",
+    "temperature", "user_temperature", "seed", "max_steps", "out",
+)  # fmt: skip
+#: flags that move a run to other servers: handed to every job (`emotau resume` takes them)
+_ENDPOINT_FLAGS = (
+    "base_url", "agent_base_url", "user_base_url", "judge_base_url", "api_key_env",
+    "max_concurrency",
+)  # fmt: skip
+
+
+def _endpoint_args(opts: dict[str, Any]) -> list[str]:
+    out = []
+    for name in _ENDPOINT_FLAGS:
+        if opts.get(name) is not None:
+            out += [f"--{name.replace('_', '-')}", str(opts[name])]
+    return out + (["--no-preflight"] if opts.get("no_preflight") else [])
 
 
 def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) -> None:
@@ -380,21 +403,48 @@ def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) ->
         ServeOptions,
         SubmitPlan,
         check_array,
+        check_serve,
         load_jobs,
         node_local_warning,
         unfinished_shards,
     )
 
+    given = [n for n in _IDENTITY_FLAGS if opts.get(n) not in (None, ())]
+    if opts["run_dir"] and (given or opts.get("variants_file")):
+        flags = ", ".join(f"--{n.replace('_', '-')}" for n in given or ["variants_file"])
+        raise UserError(f"--run-dir uses the run's frozen spec: drop {flags}")
     run = Run.open(opts["run_dir"]) if opts["run_dir"] else None
     exp = prepare(spec_of_run(run.path) if run else spec_from_options(opts))
+    serve = ServeOptions(
+        opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
+        opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
+        opts["serve_max_model_len"],
+    )  # fmt: skip
+    if not serve.any and any(
+        opts[k] is not None for k in ("vllm_command", "serve_extra_args", "serve_tool_call_parser")
+    ):
+        raise UserError("--vllm-command and the --serve-* options need --serve-agent/--serve-user")
+    check_serve(exp.spec, serve)
     grid = sum(1 for _ in exp.grid())
-    previous = [j for j in load_jobs(run.path) if j.get("array")] if run else []
-    array = opts["array"] if opts["array"] is not None else None
-    if array is None and previous:
-        array = previous[-1]["array"]
+    run_path = run.path if run else exp.spec.run_dir
+    previous = [j for j in load_jobs(run_path) if isinstance(j.get("array"), int)]
+    last = previous[-1]["array"] if previous else None
+    array = opts["array"] if opts["array"] is not None else last
     if array is None:
         raise UserError("--array N is required (how many shards, one job each)")
+    if opts["resubmit_failed"] and last is not None and array != last:
+        raise UserError(
+            f"--resubmit-failed resubmits shards of the last submission's split ({last}); "
+            f"--array {array} would overlap its shards"
+        )
     warnings = check_array(array, grid)  # before the run directory is created
+    backend = SCHEDULERS[scheduler]()
+    active = backend.active_shards(run_path) if previous and not opts["dry_run"] else set()
+    if active and not opts["resubmit_failed"]:
+        raise UserError(
+            f"{len(active)} job(s) of this run are still queued or running: wait for them, or "
+            "use --resubmit-failed (which leaves them alone)"
+        )
     if run is None:
         exp, run = open_run_dir(exp)
     for w in warnings:
@@ -402,9 +452,7 @@ def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) ->
     if (w := node_local_warning(run.path)) and scheduler == "slurm":
         click.echo(f"warning: {w}", err=True)
     shards = list(range(array))
-    backend = SCHEDULERS[scheduler]()
     if opts["resubmit_failed"]:
-        active = backend.active_shards(run.path)
         todo = unfinished_shards(run.path, array)
         shards = [i for i in todo if i not in active]
         if active & set(todo):
@@ -416,11 +464,10 @@ def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) ->
         if not shards:
             click.echo(f"nothing to resubmit: every shard of {array} has finished or is active")
             return
-    serve = ServeOptions(
-        opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
-        opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
+    plan = SubmitPlan(
+        run.path.resolve(), array, shards, sched_opts, serve, name=f"emotau-{run.path.name}",
+        endpoint_args=_endpoint_args(opts),
     )  # fmt: skip
-    plan = SubmitPlan(run.path, array, shards, sched_opts, serve, name=f"emotau-{run.path.name}")
     sub = backend.submit(plan, dry_run=opts["dry_run"])
     if opts["dry_run"] and sub.script is not None:
         click.echo(sub.script.read_text(), nl=False)
@@ -453,9 +500,11 @@ def submit_slurm(**opts: Any) -> None:
 @submit_options
 @click.option("--address", help="Ray cluster address (e.g. auto, ray://head:10001) [a local Ray].")
 @click.option("--cpus-per-task", type=click.IntRange(1, 4096), help="CPUs reserved per shard.")
+@click.option("--gpus-per-task", type=click.FloatRange(0, 64), help="GPUs reserved per shard.")
 def submit_ray(**opts: Any) -> None:
     """Run the shards as Ray tasks on a Ray cluster (or a local one) and wait for them."""
-    _submit("ray", opts, {"address": opts["address"], "cpus_per_task": opts["cpus_per_task"]})
+    sched = {k: opts[k] for k in ("address", "cpus_per_task", "gpus_per_task")}
+    _submit("ray", opts, sched)
 
 
 @cli.command("shard-task", hidden=True)
@@ -467,6 +516,14 @@ def submit_ray(**opts: Any) -> None:
 @click.option("--serve-extra-args")
 @click.option("--serve-timeout", type=float, default=1800.0)
 @click.option("--serve-tool-call-parser")
+@click.option("--serve-max-model-len", type=int)
+@click.option("--base-url")
+@click.option("--agent-base-url")
+@click.option("--user-base-url")
+@click.option("--judge-base-url")
+@click.option("--api-key-env")
+@click.option("--max-concurrency", type=click.IntRange(1, 100_000))
+@click.option("--no-preflight", is_flag=True)
 def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     """One job of `emotau submit`: optional vLLM servers, then `resume --shard`."""
     from emotau.progress import make_progress
@@ -476,9 +533,18 @@ def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     serve = ServeOptions(
         opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
         opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
+        opts["serve_max_model_len"],
     )  # fmt: skip
+    overrides: dict[str, Any] = {"max_concurrency": opts["max_concurrency"]}
+    for role in ("agent", "user", "judge"):
+        overrides[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
+        overrides[f"{role}.api_key_env"] = opts["api_key_env"]
+    if opts["no_preflight"]:
+        overrides["preflight"] = False
     _finish(
-        lambda: run_shard_task(run_dir, Shard.parse(shard), serve, make_progress("log")),
+        lambda: run_shard_task(
+            run_dir, Shard.parse(shard), serve, make_progress("log"), overrides=overrides
+        ),
         quiet=True,
     )
 
@@ -510,10 +576,12 @@ def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: 
     """
     import time
 
-    from emotau.monitor import render_status, run_status
+    from emotau.monitor import StatusReader, render_status
 
-    def once() -> object:
-        return run_status(run_dir, stall_after=stall_after)
+    reader = StatusReader(run_dir)
+
+    def once() -> Any:
+        return reader.read(stall_after=stall_after)
 
     st = once()
     if fmt == "json":

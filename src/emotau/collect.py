@@ -69,7 +69,10 @@ def collect(target: str | Path, sources: Sequence[str | Path]) -> CollectResult:
                 f"{str(store.path)!r} ran a different spec than {str(run.path)!r} "
                 f"({'; '.join(diffs) or 'hash differs'}): not merged"
             )
-    known = {record_key(r): is_finished(r) for r in run.store.iter_records(light=True)}
+    known: dict[tuple[int, str, int], bool] = {}  # key -> has a finished record
+    for r in run.store.iter_records(light=True):
+        key = record_key(r)
+        known[key] = known.get(key, False) or is_finished(r)
     result = CollectResult()
     writers: dict[str, ShardWriter] = {}
     try:

@@ -9,16 +9,16 @@ the keys with k % N == i.
 
 from __future__ import annotations
 
-import re
+import contextlib
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotau.store import _PREFIX_RE, _SHARD_RE, RunStore, _complete_lines, _parse
+from emotau.store import _SHARD_RE, RunStore, _parse
 
-_TIMES_RE = re.compile(rb'"started_at":([0-9.eE+-]+),"duration_s":([0-9.eE+-]+)')
 RATE_WINDOW_S = 600.0  # the rate is measured over the last ten minutes of finished episodes
 STALL_AFTER_S = 900.0  # an unfinished shard whose file has not grown for this long is stalled
 
@@ -67,23 +67,143 @@ class RunStatus:
         }
 
 
-def _line_info(raw: bytes) -> tuple[tuple[int, str, int], str, float | None] | None:
-    m = _PREFIX_RE.match(raw)
-    if m is not None:
-        key = (int(m[1]), m[2].decode("utf-8"), int(m[3]))
-        status = m[4].decode("ascii")
-        t = _TIMES_RE.search(raw)
-        end = float(t[1]) + float(t[2]) if t else None
-        return key, status, end
-    rec = _parse(raw)
-    if rec is None:
-        return None
-    key = (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
-    try:
-        end = float(rec["started_at"]) + float(rec["duration_s"])
-    except (KeyError, TypeError, ValueError):
-        end = None
-    return key, str(rec.get("status")), end
+@dataclass
+class _FileScan:
+    """What one shard file held at the last look; only bytes appended since are read again."""
+
+    offset: int = 0
+    lines: int = 0
+    infra: set[tuple[int, str, int]] = field(default_factory=set)
+    infra_lines: int = 0
+    finished: list[tuple[int, str, int]] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)
+    mtime: float | None = None
+
+    def update(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        if st.st_size < self.offset:  # cut back (a repaired last line): read it again
+            self.__init__()  # type: ignore[misc]
+        self.mtime = st.st_mtime
+        with open(path, "rb") as fh:
+            fh.seek(self.offset)
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break  # being written: next time
+                self.offset += len(raw)
+                rec = _parse(raw)  # exactly the lines every reader accepts
+                if rec is None:
+                    continue
+                self.lines += 1
+                key = (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
+                if rec.get("status") != "completed":
+                    self.infra_lines += 1
+                    self.infra.add(key)
+                    continue
+                self.finished.append(key)
+                with contextlib.suppress(KeyError, TypeError, ValueError):
+                    self.ends.append(float(rec["started_at"]) + float(rec["duration_s"]))
+
+
+class StatusReader:
+    """Reads a run's status; kept between calls (``--watch``), it reads only new lines."""
+
+    def __init__(self, path: str | Path) -> None:
+        from emotau.runner import Run
+
+        self.run = Run.open(path)
+        self._files: dict[str, _FileScan] = {}
+
+    def read(
+        self,
+        *,
+        now: float | None = None,
+        stall_after: float = STALL_AFTER_S,
+        array: int | None = None,
+    ) -> RunStatus:
+        """Done/total per variant and per shard, infra errors, rate, ETA, stalled shards.
+
+        ``array`` is the number of shards the run was submitted as (``emotau submit``
+        records it); shards of that split with no file yet show as "not started".
+        """
+        run = self.run
+        now = time.time() if now is None else now
+        ident = run.frozen["identity"]
+        task_ids = list(ident["task_ids"])
+        labels = sorted(run.variants)
+        trials = int(ident["num_trials"])
+        pos_task = {t: i for i, t in enumerate(task_ids)}
+        pos_label = {v: i for i, v in enumerate(labels)}
+        total = len(task_ids) * len(labels) * trials
+        array = array if array is not None else _submitted_array(run.path)
+
+        finished: dict[tuple[int, str, int], int] = {}  # key -> grid number
+        duplicates = 0
+        infra_keys: set[tuple[int, str, int]] = set()
+        ends: list[float] = []
+        files: dict[tuple[int, int], tuple[int, int, float | None]] = {}
+        for f in RunStore(run.path).shard_files():
+            m = _SHARD_RE.match(f.name)
+            assert m is not None
+            i, n = int(m[1]), int(m[2])
+            if not 0 <= i < n:
+                continue  # not a name emotau writes
+            scan = self._files.setdefault(f.name, _FileScan())
+            scan.update(f)
+            files[(i, n)] = (scan.lines, scan.infra_lines, scan.mtime)
+            infra_keys |= scan.infra
+            ends += scan.ends
+            for key in scan.finished:
+                if key in finished:
+                    duplicates += 1
+                elif key[0] in pos_task and key[1] in pos_label and 0 <= key[2] < trials:
+                    finished[key] = (key[2] * len(task_ids) + pos_task[key[0]]) * len(
+                        labels
+                    ) + pos_label[key[1]]
+
+        per_variant = {
+            v: {"total": len(task_ids) * trials, "done": 0, "infra_errors": 0} for v in run.variants
+        }
+        for key in finished:
+            per_variant[key[1]]["done"] += 1
+        for key in infra_keys - finished.keys():  # still open: retried by the next resume
+            if key[1] in per_variant:
+                per_variant[key[1]]["infra_errors"] += 1
+        shards = _shards(files, finished, total, array, now, stall_after)
+        done = len(finished)
+        recent = [e for e in ends if now - RATE_WINDOW_S <= e <= now]
+        rate = None
+        if len(recent) >= 2:
+            span = max(10.0, now - min(recent))
+            rate = 60.0 * len(recent) / span
+        eta = None
+        if done >= total:
+            eta = 0.0
+        elif rate:
+            eta = (total - done) / rate * 60.0
+        mtimes = [t for _, _, t in files.values() if t is not None]
+        last = max(mtimes, default=None)
+        status = RunStatus(
+            path=str(run.path),
+            total=total,
+            done=done,
+            per_variant=per_variant,
+            shards=shards,
+            rate_per_min=rate,
+            eta_s=eta,
+            last_activity=last,
+            duplicates=duplicates,
+        )
+        stalled = [s.name for s in shards if s.state == "stalled"]
+        if stalled:
+            status.warnings.append(
+                f"stalled shard(s) {', '.join(stalled)}: unfinished and no new episode for "
+                f"{stall_after / 60:.0f} min (job dead or pre-empted? `emotau submit slurm "
+                "--resubmit-failed` or `emotau resume --shard i/N` re-runs them)"
+            )
+        return status
 
 
 def run_status(
@@ -93,123 +213,36 @@ def run_status(
     stall_after: float = STALL_AFTER_S,
     array: int | None = None,
 ) -> RunStatus:
-    """Done/total per variant and per shard, infra errors, rate, ETA and stalled shards.
-
-    ``array`` is the number of shards the run was submitted as (``emotau submit`` records
-    it); shards of that split with no file yet show as "not started".
-    """
-    from emotau.runner import Run
-
-    run = Run.open(path)
-    now = time.time() if now is None else now
-    ident = run.frozen["identity"]
-    task_ids = list(ident["task_ids"])
-    labels = sorted(run.variants)
-    trials = int(ident["num_trials"])
-    pos_task = {t: i for i, t in enumerate(task_ids)}
-    pos_label = {v: i for i, v in enumerate(labels)}
-    total = len(task_ids) * len(labels) * trials
-    array = array if array is not None else _submitted_array(run.path)
-
-    finished: dict[tuple[int, str, int], int] = {}  # key -> grid number
-    duplicates = 0
-    infra_keys: set[tuple[int, str, int]] = set()
-    ends: list[float] = []
-    files: dict[tuple[int, int], tuple[int, int, float]] = {}  # (i, N) -> lines, infra, mtime
-    store = RunStore(run.path)
-    for f in store.shard_files():
-        m = _SHARD_RE.match(f.name)
-        assert m is not None
-        lines = infra = 0
-        for raw in _complete_lines(f):
-            info = _line_info(raw)
-            if info is None:
-                continue
-            lines += 1
-            key, status, end = info
-            if status != "completed":
-                infra += 1
-                infra_keys.add(key)
-                continue
-            if key in finished:
-                duplicates += 1
-                continue
-            if key[0] in pos_task and key[1] in pos_label and 0 <= key[2] < trials:
-                finished[key] = (key[2] * len(task_ids) + pos_task[key[0]]) * len(labels) + (
-                    pos_label[key[1]]
-                )
-            if end is not None:
-                ends.append(end)
-        try:
-            mtime = f.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        files[(int(m[1]), int(m[2]))] = (lines, infra, mtime)
-
-    per_variant = {
-        v: {"total": len(task_ids) * trials, "done": 0, "infra_errors": 0} for v in run.variants
-    }
-    for key in finished:
-        per_variant[key[1]]["done"] += 1
-    shards = _shards(files, finished, total, array, now, stall_after)
-    for key in infra_keys - finished.keys():  # still open: retried by the next resume
-        if key[1] in per_variant:
-            per_variant[key[1]]["infra_errors"] += 1
-
-    done = len(finished)
-    recent = [e for e in ends if now - RATE_WINDOW_S <= e <= now]
-    rate = None
-    if recent:
-        span = max(60.0, now - min(recent))
-        rate = 60.0 * len(recent) / span
-    eta = (
-        (total - done) / rate * 60.0 if rate and done < total else (0.0 if done >= total else None)
-    )
-    last = max([s.last_write for s in shards if s.last_write is not None], default=None)
-    status = RunStatus(
-        path=str(run.path),
-        total=total,
-        done=done,
-        per_variant=per_variant,
-        shards=shards,
-        rate_per_min=rate,
-        eta_s=eta,
-        last_activity=last,
-        duplicates=duplicates,
-    )
-    stalled = [s.name for s in shards if s.state == "stalled"]
-    if stalled:
-        status.warnings.append(
-            f"stalled shard(s) {', '.join(stalled)}: unfinished and no new episode for "
-            f"{stall_after / 60:.0f} min (job dead or pre-empted? `emotau submit slurm "
-            "--resubmit-failed` or `emotau resume --shard i/N` re-runs them)"
-        )
-    if done < total and rate is None and last is not None and now - last > stall_after:
-        status.warnings.append("no episode finished recently: is anything still running?")
-    return status
+    """One look at a run (see :meth:`StatusReader.read`)."""
+    return StatusReader(path).read(now=now, stall_after=stall_after, array=array)
 
 
 def _shards(
-    files: dict[tuple[int, int], tuple[int, int, float]],
+    files: dict[tuple[int, int], tuple[int, int, float | None]],
     finished: dict[tuple[int, str, int], int],
     total: int,
     array: int | None,
     now: float,
     stall_after: float,
 ) -> list[ShardState]:
-    splits = Counter(n for _, n in files)
-    if array:
-        splits[array] += 0
-    if not splits:
-        return []
+    """One row per shard of each split that has files (and of the submitted split). A shard's
+    last write is the newest of every file whose episodes overlap it (``--workers``
+    sub-shards, a later split of the same run), so work done under another name counts."""
+    splits = sorted({n for _, n in files} | ({array} if array else set()))
     out = []
-    for n in sorted(splits):
+    for n in splits:
         done_by = Counter(k % n for k in finished.values())
         for i in range(n):
             expected = total // n + (1 if i < total % n else 0)
             s = ShardState(f"{i}/{n}", expected, done=done_by[i])
             if (i, n) in files:
-                s.lines, s.infra_errors, s.last_write = files[(i, n)]
+                s.lines, s.infra_errors, _ = files[(i, n)]
+            writes = [
+                t
+                for (j, m), (_, _, t) in files.items()
+                if t is not None and i % math.gcd(n, m) == j % math.gcd(n, m)
+            ]
+            s.last_write = max(writes, default=None)
             if s.done >= expected:
                 s.state = "done"
             elif s.last_write is None:

@@ -162,22 +162,27 @@ class RunStore:
             old = chosen.get(key)
             if old is None or not old[1]:
                 chosen[key] = (pos, status == "completed")
-        wanted = {pos for pos, _ in chosen.values()}
+        wanted = {pos: key for key, (pos, _) in chosen.items()}
         chosen.clear()
+        lost: set[Key] = set()  # chosen by their prefix, but the rest of the line is damaged
         for path in self.shard_files():
             for i, raw in enumerate(_complete_lines(path)):
-                if (path.name, i) in wanted:
+                if (key := wanted.get((path.name, i))) is not None:
                     rec = _parse(raw)
-                    if rec is not None:
+                    if rec is None:
+                        lost.add(key)
+                    else:
                         yield {k: rec.get(k) for k in LIGHT_FIELDS} if light else rec
+        if lost:  # rare: the merge rule over the lines that do parse, for those keys only
+            again = (r for r in self.iter_records(light) if record_key(r) in lost)
+            yield from merge_records(again).values()
 
     def _line_keys(self) -> Iterator[tuple[tuple[str, int], Key, str | None]]:
         for path in self.shard_files():
             for i, raw in enumerate(_complete_lines(path)):
                 m = _PREFIX_RE.match(raw)
-                if m is not None and raw.endswith(b"}\n"):
-                    key = (int(m[1]), m[2].decode("utf-8"), int(m[3]))
-                    yield (path.name, i), key, m[4].decode("ascii")
+                if m is not None and raw.endswith(b"}\n") and (label := _utf8(m[2])):
+                    yield (path.name, i), (int(m[1]), label, int(m[3])), m[4].decode("ascii")
                 elif (rec := _parse(raw)) is not None:
                     yield (path.name, i), record_key(rec), rec.get("status")
 
@@ -206,6 +211,13 @@ _PREFIX_RE = re.compile(
 )
 
 
+def _utf8(b: bytes) -> str | None:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _complete_lines(path: Path) -> Iterator[bytes]:
     """Every newline-terminated line; stops at a partial last line (being written, or cut)."""
     try:
@@ -224,7 +236,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         rec = json.loads(raw.decode("utf-8"))
         record_key(rec)
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError):  # UnicodeDecodeError included
         return None
     return rec
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -45,6 +44,7 @@ class ServeOptions:
     extra_args: str | None = None
     startup_timeout: float = 1800.0
     tool_call_parser: str | None = None  # for a model family emotau does not know
+    max_model_len: int | None = None
 
     @property
     def any(self) -> bool:
@@ -62,6 +62,8 @@ class ServeOptions:
             out += ["--serve-extra-args", self.extra_args]
         if self.tool_call_parser:
             out += ["--serve-tool-call-parser", self.tool_call_parser]
+        if self.max_model_len:
+            out += ["--serve-max-model-len", str(self.max_model_len)]
         if self.any:
             out += ["--serve-timeout", f"{self.startup_timeout:g}"]
         return out
@@ -75,6 +77,7 @@ class SubmitPlan:
     options: dict[str, Any] = field(default_factory=dict)  # scheduler options
     serve: ServeOptions = field(default_factory=ServeOptions)
     name: str = "emotau"
+    endpoint_args: list[str] = field(default_factory=list)  # --agent-base-url URL ... for jobs
 
     def task_argv(self, shard: str) -> list[str]:
         """The command one job runs for ``shard`` ("i/N" or a shell expression)."""
@@ -87,6 +90,7 @@ class SubmitPlan:
             "--shard",
             shard,
             *self.serve.argv(),
+            *self.endpoint_args,
         ]
 
 
@@ -175,9 +179,21 @@ def load_jobs(run_dir: Path) -> list[dict[str, Any]]:
         data = json.loads(jobs_file(run_dir).read_text())
     except FileNotFoundError:
         return []
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise UserError(f"{jobs_file(run_dir)} is not valid JSON") from None
-    return data if isinstance(data, list) else []
+    ok = isinstance(data, list) and all(
+        isinstance(j, dict)
+        and isinstance(j.get("scheduler"), str)
+        and isinstance(j.get("array"), int)
+        and isinstance(j.get("job_ids"), list)
+        for j in data
+    )
+    if not ok:
+        raise UserError(
+            f"{jobs_file(run_dir)} is not a list of submissions (scheduler, array, job_ids): "
+            "fix or remove it"
+        )
+    return data
 
 
 def record_submission(run_dir: Path, sub: Submission) -> None:
@@ -227,6 +243,12 @@ class SlurmScheduler(Scheduler):
     }
 
     def script(self, plan: SubmitPlan) -> str:
+        bad = sorted({c for c in str(plan.run_dir) if c.isspace() or c in "%'\"\\$`"})
+        if bad:
+            raise UserError(
+                f"the run directory path {str(plan.run_dir)!r} holds {''.join(bad)!r}, which "
+                "#SBATCH lines cannot carry: use a path without spaces, quotes, % or $"
+            )
         logs = plan.run_dir / SUBMIT_DIR / "logs"
         throttle = plan.options.get("max_parallel")
         array = compress(plan.shards) + (f"%{throttle}" if throttle else "")
@@ -271,13 +293,11 @@ class SlurmScheduler(Scheduler):
                 "sbatch not found on PATH: is this a Slurm login node? (--dry-run only writes "
                 f"the script; it is at {path})"
             )
-        proc = subprocess.run(
-            [sbatch, "--parsable", str(path)], capture_output=True, text=True, timeout=120
-        )
-        if proc.returncode != 0:
-            msg = " ".join((proc.stderr or proc.stdout).split()) or f"exit {proc.returncode}"
-            raise UserError(f"Slurm refused the job: {msg} (script: {path})")
-        job_id = proc.stdout.strip().split(";")[0]
+        try:
+            out = _slurm([sbatch, "--parsable", str(path)], "sbatch")
+        except UserError as exc:
+            raise UserError(f"Slurm refused the job: {exc} (script: {path})") from None
+        job_id = out.strip().split(";")[0]
         sub.job_ids = [job_id]
         sub.message = (
             f"submitted job array {job_id} ({len(plan.shards)} task(s) of {plan.array}); "
@@ -287,24 +307,43 @@ class SlurmScheduler(Scheduler):
         return sub
 
     def active_shards(self, run_dir: Path) -> set[int]:
-        ids = [
-            j for rec in load_jobs(run_dir) if rec["scheduler"] == self.name for j in rec["job_ids"]
-        ]
-        squeue = shutil.which("squeue")
-        if not ids or squeue is None:
+        """Array tasks of this run's submissions that Slurm still lists (pending, running,
+        suspended, requeued, ...), as shard indices; a Slurm that does not answer is an
+        error, never "nothing is running"."""
+        ids = {str(j) for rec in load_jobs(run_dir) if rec["scheduler"] == self.name
+               for j in rec["job_ids"]}  # fmt: skip
+        if not ids:
             return set()
-        proc = subprocess.run(
-            [squeue, "-h", "-r", "-j", ",".join(ids), "-o", "%i %T"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        squeue = shutil.which("squeue")
+        if squeue is None:
+            raise UserError("squeue not found on PATH: cannot tell which shards still run")
+        out = _slurm([squeue, "--me", "-h", "-r", "-o", "%F|%K|%T"], "squeue")
         active = set()
-        for line in proc.stdout.splitlines():
-            m = re.match(r"(\d+)_(\d+)\s+(\w+)", line.strip())
-            if m and m[3] in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED"):
-                active.add(int(m[2]))
+        for line in out.splitlines():
+            parts = line.strip().split("|")
+            ours = len(parts) == 3 and parts[0] in ids and parts[1].isdigit()
+            if ours and parts[2] not in _SLURM_ENDED:
+                active.add(int(parts[1]))
         return active
+
+
+#: job states after which a task will not run again by itself
+_SLURM_ENDED = frozenset(
+    {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL"}
+    | {"DEADLINE", "PREEMPTED"}
+)
+
+
+def _slurm(argv: list[str], what: str, timeout: float = 120) -> str:
+    """Run a Slurm client command; its failure or silence is a one-line UserError."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{what} did not answer within {timeout:.0f} s: is slurmctld up?") from None
+    if proc.returncode != 0:
+        msg = " ".join((proc.stderr or proc.stdout).split()) or f"exit {proc.returncode}"
+        raise UserError(f"{what} failed: {msg}")
+    return proc.stdout
 
 
 # --------------------------------------------------------------------------- Ray
@@ -315,6 +354,9 @@ class RayScheduler(Scheduler):
     name = "ray"
 
     def submit(self, plan: SubmitPlan, dry_run: bool = False) -> Submission:
+        address = plan.options.get("address")
+        if address is None:  # a local Ray: its servers listen on all interfaces, so a token
+            os.environ.setdefault("RAY_AUTH_MODE", "token")  # guards them (read at import)
         try:
             import ray
         except ImportError:
@@ -324,34 +366,50 @@ class RayScheduler(Scheduler):
             argv = plan.task_argv(f"<i>/{plan.array}")
             sub.message = "dry run: each Ray task would run: " + " ".join(map(shlex.quote, argv))
             return sub
-        address = plan.options.get("address")
         try:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+            ray.init(
+                address=address, ignore_reinit_error=True, log_to_driver=False,
+                include_dashboard=False,
+            )  # fmt: skip
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
-        task = ray.remote(num_cpus=plan.options.get("cpus_per_task") or 1)(_ray_shard)
-        refs = {i: task.remote(plan.task_argv(f"{i}/{plan.array}")) for i in plan.shards}
+        task = ray.remote(
+            num_cpus=plan.options.get("cpus_per_task") or 1,
+            num_gpus=plan.options.get("gpus_per_task") or 0,  # Ray sets CUDA_VISIBLE_DEVICES
+        )(_ray_shard)
+        logs = plan.run_dir / SUBMIT_DIR / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        refs = {
+            i: task.remote(plan.task_argv(f"{i}/{plan.array}"), str(logs / f"ray-{stamp}-{i}.out"))
+            for i in plan.shards
+        }
         sub.job_ids = [ref.hex() for ref in refs.values()]
         failed = []
         for i, ref in refs.items():
-            rc, tail = ray.get(ref)
+            try:
+                rc, tail = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # worker crashed, out of memory, ...
+                rc, tail = -1, " ".join(str(exc).split())[-300:]
             if rc != 0:
                 failed.append(f"shard {i}/{plan.array} exit {rc}: {tail}")
         record_submission(plan.run_dir, sub)
         if failed:
             raise UserError(
                 f"{len(failed)} Ray task(s) failed ({'; '.join(failed)}); finished episodes are "
-                "kept, resubmit to retry"
+                f"kept, logs in {logs}; submit again to run what is missing"
             )
-        sub.message = f"{len(plan.shards)} shard(s) finished on Ray"
+        sub.message = f"{len(plan.shards)} shard(s) finished on Ray (logs in {logs})"
         return sub
 
 
-def _ray_shard(argv: list[str]) -> tuple[int, str]:
-    """A Ray task: run one shard as a process (same command as a Slurm array task)."""
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    tail = " ".join((proc.stderr or "").strip().splitlines()[-1:])
-    return proc.returncode, tail
+def _ray_shard(argv: list[str], log: str) -> tuple[int, str]:
+    """A Ray task: run one shard as a process (the command of a Slurm array task)."""
+    with open(log, "ab") as fh:
+        proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT)
+    with open(log, "rb") as fh:
+        lines = fh.read()[-4000:].decode("utf-8", "replace").strip().splitlines()
+    return proc.returncode, (lines[-1] if lines else "")
 
 
 # --------------------------------------------------------------------------- one job
@@ -367,12 +425,14 @@ def run_shard_task(
     serve: ServeOptions,
     progress: Any = None,
     start_server: Callable[..., Any] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Any:
-    """What one job runs: optional vLLM servers for the run's models, then the shard."""
+    """What one job runs: optional vLLM servers for the run's models, then the shard
+    (``overrides``: endpoint changes, as ``emotau resume`` takes them)."""
     from emotau.runner import Run, resume
 
     run = Run.open(run_dir)
-    overrides: dict[str, Any] = {}
+    overrides = dict(overrides or {})
     servers = []
     try:
         if serve.any:
@@ -405,10 +465,10 @@ def _job_tag() -> str:
 
 
 def _vllm(*, model: str, role: str, gpus: str | None, share: bool, serve: ServeOptions,
-          log_file: Path) -> Any:  # fmt: skip
+          log_file: Path, start: bool = True) -> Any:  # fmt: skip
+    """The job's vLLM server for ``role`` (``start=False``: built only, to check options)."""
     from emotau.serve import VLLMServer
 
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     srv = VLLMServer(
         model,
         port=free_port(),
@@ -419,6 +479,21 @@ def _vllm(*, model: str, role: str, gpus: str | None, share: bool, serve: ServeO
         extra_args=serve.extra_args,
         startup_timeout=serve.startup_timeout,
         tool_call_parser=None if role == "user" else serve.tool_call_parser,
+        max_model_len=serve.max_model_len,
         log_file=log_file,
     )
+    if not start:
+        return srv
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     return srv.start()
+
+
+def check_serve(run_spec: Any, serve: ServeOptions) -> None:
+    """Build (without starting) each job's servers, so bad options fail at submit time."""
+    if not serve.startup_timeout > 0 or serve.startup_timeout == float("inf"):
+        raise UserError(f"--serve-timeout must be a positive number, got {serve.startup_timeout}")
+    for role in ("agent", "user"):
+        if getattr(serve, role):
+            model = getattr(run_spec, role).model
+            _vllm(model=model, role=role, gpus=None, share=False, serve=serve,
+                  log_file=Path(os.devnull), start=False)  # fmt: skip
