@@ -304,3 +304,102 @@ def test_markdown_cells_cannot_carry_html() -> None:
     assert "<b" not in cell and "</b" not in cell and "<!--" not in cell and "<script" not in cell
     assert cell.endswith("\\|")  # a pipe cannot break the table either
     assert _md_cell("<0.001 (<0.001)") == "<0.001 (<0.001)"  # p-values stay readable
+
+
+# ------------------------------------------------------------------ review: odd runs
+def _rewrite(run: Path, edit) -> None:
+    shard = next((run / "episodes").glob("shard-*.jsonl"))
+    recs = [json.loads(x) for x in shard.read_text().splitlines()]
+    shard.write_text("".join(json.dumps(edit(r)) + "\n" for r in recs))
+
+
+def test_infra_errors_do_not_count_in_the_manipulation_check(tmp_path) -> None:
+    run = make_run(tmp_path, "infra", tasks=6, num_trials=2)
+    hit = {"n": 0}
+
+    def edit(r: dict) -> dict:
+        if r["variant"] == "anger" and hit["n"] < 8:
+            hit["n"] += 1
+            return dict(r, status="infra_error", scored=False, turns=[], error="timeout")
+        return r
+
+    _rewrite(run, edit)
+    a = analyze(run, n_boot=200)
+    row = a.manipulation["expression"].set_index("variant").loc["anger"]
+    assert row["n_episodes"] == 12 - 8  # only the episodes that ran
+    assert not any("did not clearly express" in w for w in a.warnings)
+
+
+def test_odd_values_in_records_still_give_a_report(tmp_path) -> None:
+    run = make_run(tmp_path, "odd", tasks=2, num_trials=1)
+    first = {"done": False}
+
+    def edit(r: dict) -> dict:
+        if not first["done"]:
+            first["done"] = True
+            for t in r["turns"]:
+                for c in t.get("tool_calls") or ():
+                    c["arguments"] = {"x": float("nan"), "y": float("inf")}
+            return dict(r, reward=None)  # a scored episode without a reward
+        return r
+
+    _rewrite(run, edit)
+    out = tmp_path / "rep"
+    r = emotau("analyze", str(run), "--out", str(out), "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    assert "have no reward: counted as 0" in r.stderr
+    page = (out / "report.html").read_text()
+    assert '{"x": null, "y": null}' in page and "NaN" not in page
+
+
+def test_a_second_report_into_the_same_directory_leaves_nothing_stale(tmp_path, run_dir) -> None:
+    out = tmp_path / "rep"
+    analyze(run_dir, out, n_boot=200)
+    assert (out / "tables" / "comparison.csv").is_file()
+    other = make_run(tmp_path, "noctl2", tasks=2, num_trials=1, variants=["anger", "confusion"])
+    analyze(other, out, n_boot=200)
+    assert not (out / "tables" / "comparison.csv").exists()  # no control: no deltas now
+    assert "anger" in (out / "tables" / "summary.csv").read_text()
+    assert "control" not in (out / "tables" / "summary.csv").read_text()
+
+
+def test_control_is_not_called_a_placebo_against_another_reference(run_dir) -> None:
+    a = analyze(run_dir, n_boot=200, reference="anger")
+    from emotau.analysis.render import build_sections
+
+    text = str([t.rows for s in build_sections(a) for t in s.tables])
+    assert "no emotion asked" in text and "placebo" not in text
+
+
+def test_max_conversations_is_a_ceiling(run_dir) -> None:
+    assert analyze(run_dir, n_boot=200, max_conversations=0).conversations == []
+    a = analyze(run_dir, n_boot=200, max_conversations=7)
+    assert 0 < len(a.conversations) <= 7
+
+
+def test_compare_runs_with_different_trials(tmp_path, run_dir) -> None:
+    more = make_run(tmp_path, "three", num_trials=3)
+    res = api.compare(run_dir, more, n_boot=200)
+    assert any("2 and 3 trials per task" in w for w in res.warnings)
+    # every number uses trials 0..1 only, the drops too
+    b = [r for r in scored_lines(more) if r["trial"] < 2]
+    for arm in ("anger", "confusion"):
+        by_task: dict[int, list[float]] = {}
+        for r in b:
+            if r["variant"] in (arm, "control"):
+                by_task.setdefault(r["task_id"], [0.0, 0.0])
+                by_task[r["task_id"]][r["variant"] == "control"] += r["success"] / 2
+        drop = 100 * sum(v - c for v, c in by_task.values()) / len(by_task)
+        row = res.table.set_index("variant").loc[arm]
+        assert row["drop_b_pp"] == pytest.approx(drop)
+
+
+def test_plan_refuses_a_changed_spec_like_run(tmp_path) -> None:
+    make_run(tmp_path, "planned", tasks=2, num_trials=1)
+    args = ["run", "--plan", "--out", str(tmp_path), "--experiment-name", "planned"]
+    args += ["--tasks", "2", "--num-trials", "2", "--variants", "control,anger,confusion"]
+    r = emotau(*args)
+    assert r.returncode == 2 and "was started with a different spec" in r.stderr
+    assert emotau(*args, "--new-run").returncode == 0
+    r = emotau("run", "--plan", "--out", str(tmp_path), "--variants", "anger,confusion")
+    assert r.returncode == 0 and "from the reference arm" in r.stdout

@@ -196,7 +196,7 @@ def run(**opts: Any) -> None:
 
     spec = spec_from_options(opts)
     if opts["plan"]:
-        _plan(spec)
+        _plan(spec, opts["new_run"])
         return
     shard = Shard.parse(opts["shard"])
     mode = "none" if opts["quiet"] else opts["progress"]
@@ -206,14 +206,25 @@ def run(**opts: Any) -> None:
     )
 
 
-def _plan(spec: Any) -> None:
+def _plan(spec: Any, new_run: bool) -> None:
     """`run --plan`: the grid and the effect it can detect, before paying for it."""
     from rich.table import Table
 
     from emotau.analysis.stats import DEFAULT_ICC, mde_table
+    from emotau.errors import SpecChangedError
     from emotau.runner import prepare
+    from emotau.spec import diff_identity
+    from emotau.store import RunStore
 
     exp = prepare(spec)
+    old = RunStore(spec.run_dir).read_frozen() if spec.run_dir.is_dir() else None
+    if old is not None and old["hash"] != exp.resolved.hash and not new_run:
+        diffs = diff_identity(old["identity"], exp.resolved.identity)
+        raise SpecChangedError(  # what `run` itself would say
+            f"run {str(spec.run_dir)!r} was started with a different spec: "
+            f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run beside "
+            "it, or another --experiment-name"
+        )
     tasks, arms = len(exp.resolved.task_ids), len(exp.selections)
     trials = spec.num_trials
     click.echo(
@@ -222,12 +233,13 @@ def _plan(spec: Any) -> None:
     )
     comparisons = max(1, arms - 1)
     grid = sorted({1, 2, 3, 5, 10, trials})
+    against = "control" if "control" in exp.selections else "the reference arm"
     table = Table(
-        title=f"Minimum detectable difference from control, in points (80% power, paired; "
+        title=f"Minimum detectable difference from {against}, in points (80% power, paired; "
         f"alpha 0.05 / {comparisons} comparisons, the Holm worst case; "
         f"intra-task correlation {DEFAULT_ICC} assumed)"
     )
-    table.add_column("control success")
+    table.add_column(f"{against} success")
     for t in grid:
         table.add_column(
             f"{t} trial{'s' if t > 1 else ''}" + (" (this run)" if t == trials else "")

@@ -45,7 +45,7 @@ class RunComparison:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         for r in self.table.itertuples():
             row = [
-                str(r.variant), str(r.pairs), _pct(r.rate_a), _pct(r.rate_b), _pp(r.diff_pp),
+                str(r.variant), _int(r.pairs), _pct(r.rate_a), _pct(r.rate_b), _pp(r.diff_pp),
                 _ci(r.diff_low_pp, r.diff_high_pp), f"{_p(r.p_mcnemar)} ({_p(r.p_mcnemar_holm)})",
                 f"{_p(r.p_permutation)} ({_p(r.p_permutation_holm)})",
             ]  # fmt: skip
@@ -58,6 +58,10 @@ class RunComparison:
 
 def _pct(x: Any) -> str:
     return "–" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def _int(x: Any) -> str:
+    return "–" if pd.isna(x) else str(int(x))
 
 
 def _pp(x: Any) -> str:
@@ -109,7 +113,7 @@ def compare_runs(
         )
     ref = pick_reference(reference, common, "a variant of both runs (common")
     a, b = _scored(ra), _scored(rb)
-    warnings = []
+    warnings = _identity_warnings(ra.frozen["identity"], rb.frozen["identity"], common)
     labels = (ra.path.name, rb.path.name) if ra.path.name != rb.path.name else ("A", "B")
     only = sorted(set(ra.variants) ^ set(rb.variants))
     if only:
@@ -163,16 +167,39 @@ def compare_runs(
     return RunComparison(labels, ref, table, warnings)
 
 
+def _identity_warnings(ia: dict[str, Any], ib: dict[str, Any], common: list[str]) -> list[str]:
+    """What makes two runs less comparable than their shared labels suggest."""
+    out = []
+    ta, tb = int(ia.get("num_trials") or 1), int(ib.get("num_trials") or 1)
+    if ta != tb:
+        out.append(
+            f"the runs have {ta} and {tb} trials per task: only trials 0..{min(ta, tb) - 1} are "
+            "paired (the other trials are left out of every number here)"
+        )
+    va, vb = ia.get("variants") or {}, ib.get("variants") or {}
+    changed = [v for v in common if v in va and v in vb and va[v] != vb[v]]
+    if changed:
+        out.append(
+            f"variant(s) {', '.join(changed)} have different prompt texts in the two runs: "
+            "their rows compare different customers"
+        )
+    for key, what in (("domain_version", "domain version"), ("domain_digest", "domain data")):
+        if ia.get(key) != ib.get(key):
+            out.append(f"the runs differ in {what} ({ia.get(key)} vs {ib.get(key)})")
+    return out
+
+
 def _difference_in_drops(
     a: pd.DataFrame, b: pd.DataFrame, v: str, ref: str, n_boot: int, seed: int
 ) -> dict[str, float]:
-    """(B_v - B_ref) - (A_v - A_ref) from per-task success rates, on tasks all four cells
-    have, with a percentile task-bootstrap interval (in points)."""
+    """(B_v - B_ref) - (A_v - A_ref) from per-task success rates over the (task, trial)
+    episodes all four cells have, with a percentile task-bootstrap interval (in points)."""
+    frames = [df[df["variant"] == arm] for df in (a, b) for arm in (v, ref)]
+    shared = set.intersection(*(set(zip(f["task_id"], f["trial"], strict=True)) for f in frames))
     cells = []
-    for df in (a, b):
-        for arm in (v, ref):
-            sub = df[df["variant"] == arm]
-            cells.append(sub.groupby("task_id")["success"].mean())
+    for sub in frames:
+        keep = [k in shared for k in zip(sub["task_id"], sub["trial"], strict=True)]
+        cells.append(sub[keep].groupby("task_id")["success"].mean())
     m = pd.concat(cells, axis=1, join="inner").to_numpy(dtype=float)
     if len(m) == 0:
         return {}

@@ -77,6 +77,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _missing(x: Any) -> bool:
     if x is None or x is pd.NA:
         return True
@@ -110,9 +114,10 @@ def _overview(a: Analysis) -> Section:
     models = ", ".join(f"{k} `{v}`" for k, v in m["models"].items() if v)
     s = Section("Overview", anchor="overview")
     s.paragraphs.append(
-        f"Run `{m['run']}` (spec {m['spec_hash']}): domain `{m['domain']}`, {m['tasks']} tasks "
-        f"x {len(a.variants)} variants x {m['trials']} trials = {len(a.episodes)} episodes "
-        f"recorded. Models: {models}. Agent strategy `{m['agent_strategy']}`."
+        f"Run `{m['run']}` (spec {m['spec_hash']}): domain `{m['domain']}`, "
+        f"{_n(m['tasks'], 'task')} x {_n(len(a.variants), 'variant')} x "
+        f"{_n(m['trials'], 'trial')} = {_n(len(a.episodes), 'episode')} recorded. "
+        f"Models: {models}. Agent strategy `{m['agent_strategy']}`."
     )
     if a.reference:
         s.paragraphs.append(f"Differences are against the `{a.reference}` arm.")
@@ -135,7 +140,7 @@ def _success(a: Analysis) -> Section | None:
         return None
     kmax = int(a.summary["k"].max()) if a.summary["k"].notna().any() else 1
     ks = list(range(1, kmax + 1)) if kmax <= 8 else [1, 2, 4, 8, kmax]
-    headers = ["variant", "episodes", "tasks", "success", "95% CI", "mean reward"]
+    headers = ["variant", "episodes", "tasks", "success", "95% CI", "mean reward", "95% CI "]
     headers += [f"pass^{k}" for k in ks]
     rows = []
     for v in a.variants:
@@ -145,6 +150,7 @@ def _success(a: Analysis) -> Section | None:
         mr = _metric(a, v, "mean_reward")
         row = [v, str(sr["episodes"]), str(sr["tasks"]), _pct(sr["estimate"])]
         row += [_ci(sr["low"], sr["high"]), _num(mr["estimate"] if mr is not None else None)]
+        row.append("" if mr is None else _ci(mr["low"], mr["high"], scale=1, digits=2))
         for k in ks:
             pk = _metric(a, v, "pass^k", k)
             row.append(
@@ -202,10 +208,10 @@ def _design(a: Analysis) -> Section:
     base = "unknown" if _missing(d["baseline"]) else _pct(d["baseline"], 0)
     s = Section("Design and power", anchor="design")
     s.paragraphs.append(
-        f"{d['tasks']} tasks x {d['trials']} trials per arm. The smallest difference from the "
-        f"reference this design detects with 80% power at alpha = 0.05 is "
+        f"{_n(d['tasks'], 'task')} x {_n(d['trials'], 'trial')} per arm. The smallest "
+        f"difference from the reference this design detects with 80% power at alpha = 0.05 is "
         f"**{100 * d['mde']:.1f} points** ({100 * d['mde_holm']:.1f} with the Bonferroni bound "
-        f"of Holm over {d['comparisons']} comparisons); reference success {base}, intra-task "
+        f"of Holm over {_n(d['comparisons'], 'comparison')}); reference success {base}, intra-task "
         f"correlation {icc}. Smaller true effects are likely to be missed: a difference that is "
         "not significant here is not evidence of no effect. `emotau run --plan` prints this "
         "before a run."
@@ -253,11 +259,11 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
     if ex is not None and not ex.empty:
         rows = []
         for r in ex.itertuples():
-            if r.placebo:
+            if r.placebo:  # an arm that asks for no emotion (control, a placebo)
                 verdict = (
-                    "placebo: not above reference (as it should be)"
+                    "no emotion asked: not above reference (as expected)"
                     if r.flag
-                    else ("placebo: ABOVE reference")
+                    else "no emotion asked, yet ABOVE reference"
                 )
             else:
                 verdict = "FLAG: not clearly above reference" if r.flag else "expressed"
@@ -432,7 +438,7 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[str]) -> str:
-    out = [f"# emotau report: {a.meta['run']}", ""]
+    out = [f"# emotau report: {_md_cell(a.meta['run'])}", ""]
     for s in sections:
         out += [f"## {s.title}", ""]
         for p in s.paragraphs:
@@ -586,8 +592,19 @@ def _sha256(script: str) -> str:
     return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
+def _finite(obj: Any) -> Any:
+    """Model output may hold NaN or Infinity (Python's json reads them): null in the page."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _json_for_script(obj: Any) -> str:
-    text = json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False)
+    text = json.dumps(_finite(obj), ensure_ascii=False, default=str, allow_nan=False)
     for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(a, b)
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
@@ -691,6 +708,8 @@ def write_report(a: Analysis, out: Path, *, turns_written: bool = False) -> Path
         )
     tables = out / "tables"
     tables.mkdir(exist_ok=True)
+    for stale in [*tables.glob("*.csv"), *(out / "plots").glob("*.png")]:
+        stale.unlink()  # an earlier report's tables and plots: only this one's remain
     named = {
         "summary": a.summary,
         "comparison": a.comparison,

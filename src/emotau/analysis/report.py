@@ -50,6 +50,7 @@ from emotau.errors import InfraError, UserError
 CHUNK = 500  # episodes whose full records are held at once
 MAX_CONVERSATIONS = 600  # episodes embedded in the HTML conversation browser
 MAX_TURN_INDEX = 20  # emotion-over-turns curve: customer messages 0..20
+MIN_ICC_TASKS = 20  # tasks the reference arm needs before its measured ICC is used
 
 
 @dataclass
@@ -150,10 +151,12 @@ def analyze(
             if writer is not None:
                 writer.write(turns)
             del turns
-            msgs = score_episodes(chunk, valence=valence)
-            if judge_exp is None:
-                msgs = msgs.drop(columns="text")
-            msg_parts.append(_compact(msgs))
+            ran = [r for r in chunk if r.get("status") == "completed"]  # infra errors: no say
+            if ran:
+                msgs = score_episodes(ran, valence=valence)
+                if judge_exp is None:
+                    msgs = msgs.drop(columns="text")
+                msg_parts.append(_compact(msgs))
             conversations.extend(_conversation(r) for r in chunk if keep(r))
             infra_rows.extend(_infra_row(r) for r in chunk if r.get("status") == "infra_error")
             done += len(chunk)
@@ -163,7 +166,7 @@ def analyze(
             raise UserError(f"run {str(run.path)!r} has no episodes yet: nothing to analyse")
         episodes = pd.concat(ep_parts, ignore_index=True)
         del ep_parts
-        messages = pd.concat(msg_parts, ignore_index=True)
+        messages = pd.concat(msg_parts, ignore_index=True) if msg_parts else _no_messages(judge_exp)
         del msg_parts
         if judge_exp is not None:  # before the turn file is kept: a failure leaves no report
             judged, judge_info = _run_sync(lambda: _judge_labels(judge_exp, messages))
@@ -250,6 +253,9 @@ def _compute(
         summary = comparison = pd.DataFrame()
     else:
         tbl = scored[["task_id", "variant", "trial", "success", "reward"]]
+        if (missing_reward := int(tbl["reward"].isna().sum())) > 0:
+            warnings.append(f"{missing_reward} scored episode(s) have no reward: counted as 0")
+            tbl = tbl.assign(reward=tbl["reward"].fillna(0.0))
         summary = summarize_variants(tbl, n_boot=n_boot, seed=seed)
         summary = _ordered(summary, order)
         comparison = (
@@ -374,7 +380,8 @@ def _design(
     base_arm = scored[scored["variant"] == ref] if ref is not None else scored.iloc[:0]
     baseline = float(base_arm["success"].mean()) if len(base_arm) else math.nan
     icc = math.nan
-    if trials > 1 and len(base_arm):
+    measured_tasks = int(base_arm["task_id"].nunique()) if len(base_arm) else 0
+    if trials > 1 and measured_tasks >= MIN_ICC_TASKS:  # fewer tasks: too noisy to trust
         icc = estimate_icc(base_arm[["task_id", "success"]])
     note = []
     b = baseline
@@ -387,7 +394,10 @@ def _design(
         b = 0.5
     icc_used = icc if not math.isnan(icc) else None
     if icc_used is None:
-        note.append("intra-task correlation assumed 0.3 (not measurable here)")
+        note.append(
+            "intra-task correlation assumed 0.3 (it is measured only with 2+ trials and "
+            f"{MIN_ICC_TASKS}+ tasks in the reference arm)"
+        )
     mde = minimum_detectable_effect(tasks, trials, b, icc=icc_used)
     mde_holm = minimum_detectable_effect(tasks, trials, b, icc=icc_used, alpha=0.05 / comparisons)
     return {
@@ -585,6 +595,14 @@ def _chunks(it: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any
         yield chunk
 
 
+def _no_messages(judge_exp: Any) -> pd.DataFrame:
+    """The message table of a run in which no episode ran (every one an infra error)."""
+    cols = ["task_id", "variant", "trial", "turn_index", "n_user_turns", "intended"]
+    cols += ["intended_intensity", *SCORE_COLUMNS, "valence", "detected"]
+    cols += ["text"] if judge_exp is not None else []
+    return pd.DataFrame(columns=cols)
+
+
 def _compact(df: pd.DataFrame) -> pd.DataFrame:
     """Share one string object per distinct value (labels repeat on every row): memory per
     row becomes a pointer instead of a fresh string from each record's JSON."""
@@ -679,8 +697,10 @@ def _conversation_picker(
     per_task = max(1, len(variants)) * trials
     if len(tasks) * per_task <= budget:
         return lambda rec: True
-    use_trials = min(trials, 2)
-    n_tasks = max(1, budget // max(1, len(variants) * use_trials))
+    use_trials = min(trials, 2) if budget >= 2 * len(variants) else 1
+    n_tasks = budget // max(1, len(variants) * use_trials)
+    if n_tasks == 0:  # not even one task under every variant
+        return lambda rec: False
     rng = random.Random(seed)
     chosen = set(rng.sample(tasks, min(n_tasks, len(tasks))))
     return lambda rec: rec.get("task_id") in chosen and int(rec.get("trial", 0)) < use_trials
