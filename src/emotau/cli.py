@@ -140,12 +140,18 @@ def spec_from_options(opts: dict[str, Any]) -> Any:
         "max_steps": opts["max_steps"],
         "out": opts["out"],
     }
+    return build_spec(opts["config"], overrides | endpoint_overrides(opts))
+
+
+def endpoint_overrides(opts: dict[str, Any]) -> dict[str, Any]:
+    """Spec overrides of the endpoint flags (they move a run, never change what it measures)."""
+    out: dict[str, Any] = {}
     for role in ("agent", "user", "judge"):
-        overrides[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
-        overrides[f"{role}.api_key_env"] = opts["api_key_env"]
+        out[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
+        out[f"{role}.api_key_env"] = opts["api_key_env"]
     if opts.get("no_preflight"):
-        overrides["preflight"] = False
-    return build_spec(opts["config"], overrides)
+        out["preflight"] = False
+    return out
 
 
 def execution_options(fn: Any) -> Any:
@@ -308,12 +314,7 @@ def resume(run_dir: str, **opts: Any) -> None:
     from emotau.runner import Shard
     from emotau.runner import resume as resume_run
 
-    overrides: dict[str, Any] = {"max_concurrency": opts["max_concurrency"]}
-    for role in ("agent", "user", "judge"):
-        overrides[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
-        overrides[f"{role}.api_key_env"] = opts["api_key_env"]
-    if opts["no_preflight"]:
-        overrides["preflight"] = False
+    overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
     mode = "none" if opts["quiet"] else opts["progress"]
     _finish(
         lambda: resume_run(
@@ -547,12 +548,7 @@ def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
         opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
         opts["serve_max_model_len"],
     )  # fmt: skip
-    overrides: dict[str, Any] = {"max_concurrency": opts["max_concurrency"]}
-    for role in ("agent", "user", "judge"):
-        overrides[f"{role}.base_url"] = opts[f"{role}_base_url"] or opts["base_url"]
-        overrides[f"{role}.api_key_env"] = opts["api_key_env"]
-    if opts["no_preflight"]:
-        overrides["preflight"] = False
+    overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
     _finish(
         lambda: run_shard_task(
             run_dir, Shard.parse(shard), serve, make_progress("log"), overrides=overrides
