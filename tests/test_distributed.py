@@ -294,6 +294,7 @@ def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
     assert emotau(*run_args(tmp_path, "w", "--shard", "0/2")).returncode == 0
     run = tmp_path / "w"
     watch = popen("status", str(run), "--watch", "--interval", "0.2")
+    jsonl = popen("status", str(run), "--watch", "--interval", "0.2", "--format", "json")
     time.sleep(1.5)
     assert watch.poll() is None  # still watching an unfinished run
     r = emotau("resume", str(run), "--shard", "1/2", "--quiet")
@@ -301,6 +302,10 @@ def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
     out, err = watch.communicate(timeout=60)
     assert watch.returncode == 0, err  # it noticed the run is complete, and says so
     assert "24/24 episodes" in out
+    out, err = jsonl.communicate(timeout=60)
+    looks = [json.loads(line) for line in out.splitlines()]
+    assert jsonl.returncode == 0 and len(looks) >= 2, err
+    assert looks[0]["done"] == 12 and looks[-1]["done"] == 24 and looks[-1]["complete"]
 
 
 def test_status_counts_writes_of_overlapping_files() -> None:

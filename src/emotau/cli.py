@@ -580,7 +580,8 @@ def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
 def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: str) -> None:
     """Progress of a run from its directory alone: per variant and shard, rate, ETA, stalls.
 
-    Exit status: 0 when complete, 1 while unfinished (for scripts that poll).
+    Exit status: 0 when complete, 1 while unfinished (for scripts that poll). With --watch
+    and --format json, one JSON object per line at each refresh.
     """
     import time
 
@@ -592,7 +593,16 @@ def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: 
         return reader.read(stall_after=stall_after)
 
     st = once()
-    if fmt == "json":
+    if fmt == "json" and watch:  # one JSON object per line, each refresh, until complete
+        click.echo(json.dumps(st.as_dict()))
+        try:
+            while not st.complete:
+                time.sleep(interval)
+                st = once()
+                click.echo(json.dumps(st.as_dict()))
+        except KeyboardInterrupt:
+            pass
+    elif fmt == "json":
         click.echo(json.dumps(st.as_dict(), indent=2))
     elif not watch:
         _console().print(render_status(st))
