@@ -245,6 +245,8 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
          "--max-model-len in --extra-args"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "'unclosed"], "cannot split"),
         ([*base, "--serve-agent"], "no tool-calling flags known for model 'scripted'"),
+        ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--api-key sk-1"],
+         "would be written into the job script"),
         ([*base, "--vllm-command", "vllm serve"], "need --serve-agent/--serve-user"),
         ([*base, *qwen, "--serve-agent", "--serve-timeout", "0"], "Invalid value"),
         (["submit", "slurm", "--run-dir", str(single), "--tasks", "3", "--array", "2"],

@@ -492,6 +492,11 @@ def check_serve(run_spec: Any, serve: ServeOptions) -> None:
     """Build (without starting) each job's servers, so bad options fail at submit time."""
     if not serve.startup_timeout > 0 or serve.startup_timeout == float("inf"):
         raise UserError(f"--serve-timeout must be a positive number, got {serve.startup_timeout}")
+    if serve.extra_args and "--api-key" in serve.extra_args:
+        raise UserError(
+            "--api-key in --serve-extra-args would be written into the job script: give vLLM "
+            "its key through the environment (VLLM_API_KEY), which the jobs inherit"
+        )
     for role in ("agent", "user"):
         if getattr(serve, role):
             model = getattr(run_spec, role).model
