@@ -59,24 +59,13 @@ def run(
     keyword arguments override its fields (``num_trials=5``, ``agent__model="scripted"``).
     Works inside a running event loop (Jupyter) by running in a worker thread.
     """
-    import asyncio
-
     from emotau.progress import make_progress
-    from emotau.runner import Shard, run_experiment
+    from emotau.runner import Shard, outside_event_loop, run_experiment
 
     resolved = _spec(spec, overrides)
-
-    def go() -> Run:
-        return run_experiment(resolved, Shard.parse(shard), new_run, make_progress(progress))
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return go()
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(go).result()
+    return outside_event_loop(
+        lambda: run_experiment(resolved, Shard.parse(shard), new_run, make_progress(progress))
+    )
 
 
 async def run_async(

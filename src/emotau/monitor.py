@@ -25,13 +25,18 @@ STALL_AFTER_S = 900.0  # an unfinished shard whose file has not grown for this l
 
 @dataclass
 class ShardState:
-    name: str  # "3/8"
+    index: int  # shard index/count: "3/8" is index 3 of count 8
+    count: int
     expected: int
     done: int = 0
     infra_errors: int = 0  # records in this shard's file that ended in an infra error
     lines: int = 0
     last_write: float | None = None  # mtime of the shard file
     state: str = "not started"  # done | running | stalled | not started
+
+    @property
+    def name(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 @dataclass
@@ -58,7 +63,7 @@ class RunStatus:
             "done": self.done,
             "complete": self.complete,
             "per_variant": self.per_variant,
-            "shards": [s.__dict__ for s in self.shards],
+            "shards": [s.__dict__ | {"name": s.name} for s in self.shards],
             "rate_per_min": self.rate_per_min,
             "eta_s": self.eta_s,
             "last_activity": self.last_activity,
@@ -234,7 +239,7 @@ def _shards(
         done_by = Counter(k % n for k in finished.values())
         for i in range(n):
             expected = total // n + (1 if i < total % n else 0)
-            s = ShardState(f"{i}/{n}", expected, done=done_by[i])
+            s = ShardState(i, n, expected, done=done_by[i])
             if (i, n) in files:
                 s.lines, s.infra_errors, _ = files[(i, n)]
             writes = [

@@ -15,10 +15,10 @@ import shutil
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from emotau.agents import AGENT_STRATEGIES, AgentStrategy
 from emotau.domains import Domain, load_domain
@@ -47,6 +47,8 @@ from emotau.store import (
 from emotau.summary import summarize
 from emotau.users import USER_STRATEGIES, UserStrategy
 from emotau.variants import VariantLibrary, VariantSelection
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,7 @@ async def execute(
     totals = {label: counts[label] for label in exp.resolved.variant_labels}
     done = Counter(k[1] for k in mine if k in finished)
     todo = (k for k in mine if k not in finished)
-    exp.client_settings()._semaphores.clear()  # bind the endpoint limits to this event loop
+    exp.client_settings().rebind()  # the endpoint limits belong to this event loop
     agent_client, user_client, judge_client = exp.make_clients()
     tasks = exp.domain.tasks()
     writer.start()
@@ -404,6 +406,19 @@ async def execute(
         **stats,
     }
     return run
+
+
+def outside_event_loop(fn: Callable[[], T]) -> T:
+    """``fn()`` (which may call ``asyncio.run``), in a worker thread when an event loop is
+    already running in this thread (Jupyter), where ``asyncio.run`` is not allowed."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
 
 
 def run_experiment(

@@ -219,10 +219,7 @@ def unfinished_shards(run_dir: Path, array: int) -> list[int]:
     from emotau.monitor import run_status
 
     st = run_status(run_dir, array=array)
-    n = f"/{array}"
-    return [
-        int(s.name.split("/")[0]) for s in st.shards if s.name.endswith(n) and s.state != "done"
-    ]
+    return [s.index for s in st.shards if s.count == array and s.state != "done"]
 
 
 # --------------------------------------------------------------------------- Slurm

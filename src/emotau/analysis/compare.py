@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotau.analysis.render import Table, _ci, _md_cell, _num, _p, _pct, _signed, markdown_table
 from emotau.analysis.report import pick_reference
 from emotau.analysis.stats import compare_variants, holm
 from emotau.errors import UserError
@@ -32,8 +33,8 @@ class RunComparison:
 
     def to_markdown(self) -> str:
         a, b = self.labels
-        lines = [f"# emotau compare: {a} (A) vs {b} (B)", ""]
-        lines += [f"**Warning:** {w}" for w in self.warnings]
+        lines = [f"# emotau compare: {_md_cell(a)} (A) vs {_md_cell(b)} (B)", ""]
+        lines += [f"**Warning:** {_md_cell(w)}" for w in self.warnings]
         lines.append("")
         headers = [
             "variant", "pairs", f"A {a}", f"B {b}", "B - A (points)", "95% CI",
@@ -42,38 +43,19 @@ class RunComparison:
         with_did = "did_pp" in self.table and self.table["did_pp"].notna().any()
         if with_did:
             headers += [f"drop vs {self.reference}: A", "B", "B - A (points)", "95% CI "]
-        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        rows = []
         for r in self.table.itertuples():
             row = [
-                str(r.variant), _int(r.pairs), _pct(r.rate_a), _pct(r.rate_b), _pp(r.diff_pp),
-                _ci(r.diff_low_pp, r.diff_high_pp), f"{_p(r.p_mcnemar)} ({_p(r.p_mcnemar_holm)})",
+                str(r.variant), _num(r.pairs, 0), _pct(r.rate_a), _pct(r.rate_b),
+                _signed(r.diff_pp), _ci(r.diff_low_pp, r.diff_high_pp, scale=1),
+                f"{_p(r.p_mcnemar)} ({_p(r.p_mcnemar_holm)})",
                 f"{_p(r.p_permutation)} ({_p(r.p_permutation_holm)})",
             ]  # fmt: skip
             if with_did:
-                row += [_pp(r.drop_a_pp), _pp(r.drop_b_pp), _pp(r.did_pp)]
-                row.append(_ci(r.did_low_pp, r.did_high_pp))
-            lines.append("| " + " | ".join(row) + " |")
-        return "\n".join(lines) + "\n"
-
-
-def _pct(x: Any) -> str:
-    return "–" if pd.isna(x) else f"{100 * x:.1f}%"
-
-
-def _int(x: Any) -> str:
-    return "–" if pd.isna(x) else str(int(x))
-
-
-def _pp(x: Any) -> str:
-    return "–" if pd.isna(x) else f"{x:+.1f}"
-
-
-def _ci(lo: Any, hi: Any) -> str:
-    return "" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.1f}, {hi:.1f}]"
-
-
-def _p(x: Any) -> str:
-    return "–" if pd.isna(x) else ("<0.001" if x < 0.001 else f"{x:.3f}")
+                row += [_signed(r.drop_a_pp), _signed(r.drop_b_pp), _signed(r.did_pp)]
+                row.append(_ci(r.did_low_pp, r.did_high_pp, scale=1))
+            rows.append(row)
+        return "\n".join(lines + markdown_table(Table(headers, rows)))
 
 
 def _scored(run: Any) -> pd.DataFrame:

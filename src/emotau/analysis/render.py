@@ -66,6 +66,10 @@ def _num(x: Any, digits: int = 2) -> str:
     return "–" if _missing(x) else f"{float(x):.{digits}f}"
 
 
+def _signed(x: Any, digits: int = 1, scale: float = 1) -> str:
+    return "–" if _missing(x) else f"{scale * float(x):+.{digits}f}"
+
+
 def _p(x: Any) -> str:
     if _missing(x):
         return "–"
@@ -183,7 +187,7 @@ def _deltas(a: Analysis) -> Section | None:
                 str(r.pairs),
                 _pct(r.ref_rate),
                 _pct(r.variant_rate),
-                "–" if _missing(r.diff_pp) else f"{r.diff_pp:+.1f}",
+                _signed(r.diff_pp),
                 _ci(r.diff_low_pp, r.diff_high_pp, scale=1),
                 "–" if _missing(r.rel_change) else f"{100 * r.rel_change:+.0f}%",
                 f"{r.ref_only}/{r.variant_only}",
@@ -316,7 +320,7 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
                 str(r.n_episodes),
                 _num(r.first),
                 _num(r.last),
-                "–" if _missing(r.diff) else f"{r.diff:+.2f}",
+                _signed(r.diff, 2),
             ]
             for r in stab.itertuples()
         ]
@@ -399,7 +403,7 @@ def _conversation(a: Analysis) -> Section | None:
                 _pct(r.success_with),
                 str(r.n_without),
                 _pct(r.success_without),
-                "–" if _missing(r.difference) else f"{100 * r.difference:+.1f}",
+                _signed(r.difference, scale=100),
             ]
             for r in b.itertuples()
         ]
@@ -437,6 +441,15 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def markdown_table(t: Table) -> list[str]:
+    """A table's Markdown lines (caption, header, rows, a blank line), cells made safe."""
+    out = [f"**{t.caption}**", ""] if t.caption else []
+    out.append("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
+    out.append("|" + "---|" * len(t.headers))
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
+    return [*out, ""]
+
+
 def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[str]) -> str:
     out = [f"# emotau report: {_md_cell(a.meta['run'])}", ""]
     for s in sections:
@@ -444,12 +457,7 @@ def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[st
         for p in s.paragraphs:
             out += [p, ""]
         for t in s.tables:
-            if t.caption:
-                out += [f"**{t.caption}**", ""]
-            out.append("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
-            out.append("|" + "---|" * len(t.headers))
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
-            out.append("")
+            out += markdown_table(t)
     if plots:
         out += ["## Plots", ""]
         out += [f"![{PLOTS[p]}](plots/{p}.png)" for p in plots]

@@ -122,7 +122,7 @@ def analyze(
     flags do. The judge failing (unreachable, unusable answers after the retries) is a
     :class:`UserError`, and no report is written.
     """
-    from emotau.runner import Run
+    from emotau.runner import Run, outside_event_loop
 
     run = run if isinstance(run, Run) else Run.open(run)
     variants = run.variants
@@ -169,7 +169,9 @@ def analyze(
         messages = pd.concat(msg_parts, ignore_index=True) if msg_parts else _no_messages(judge_exp)
         del msg_parts
         if judge_exp is not None:  # before the turn file is kept: a failure leaves no report
-            judged, judge_info = _run_sync(lambda: _judge_labels(judge_exp, messages))
+            judged, judge_info = outside_event_loop(
+                lambda: asyncio.run(_judge_labels(judge_exp, messages))
+            )
             judged = judged.drop(columns="text")
             messages = messages.drop(columns="text")
             messages["judge_emotion"] = judged["judge_emotion"].to_numpy()
@@ -463,19 +465,6 @@ def _judge_experiment(run: Any, base_url: str | None, api_key_env: str | None) -
     return prepare(spec)
 
 
-def _run_sync(make: Callable[[], Any]) -> Any:
-    """``asyncio.run(make())``, in a worker thread when an event loop is already running here
-    (Jupyter), like :func:`emotau.run`."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
-
-
 async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``label_with_judge`` with the run's judge client; its failures become one UserError."""
     from emotau.models.base import EpisodeClient, provider_for
@@ -486,7 +475,7 @@ async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame,
     where = f"judge model {cfg.model!r}" + (
         " (in process)" if scripted else f" at {cfg.base_url or 'OpenAI'}"
     )
-    exp.client_settings()._semaphores.clear()  # bind the endpoint limits to this event loop
+    exp.client_settings().rebind()  # the endpoint limits belong to this event loop
     inner = exp.make_client("judge", cfg)
     client = EpisodeClient(inner, None)  # meters calls and tokens; retries as a run's calls
     try:
@@ -741,12 +730,6 @@ def _clip(value: Any, limit: int = 2000) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[:limit] + f"... [{len(value) - limit} more characters]"
     return value
-
-
-def emotional_arms(episodes: pd.DataFrame) -> list[str]:
-    """Arms whose variant carries an emotion (for plots that skip control/placebo)."""
-    emo = episodes.groupby("variant")["emotion"].first()
-    return [v for v, e in emo.items() if isinstance(e, str) and e not in ("none", "")]
 
 
 __all__ = ["CHUNK", "MAX_CONVERSATIONS", "Analysis", "analyze", "judge_agreement"]

@@ -52,6 +52,10 @@ class ClientSettings:
     endpoint_limits: dict[str, int] = field(default_factory=dict)
     _semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, repr=False)
 
+    def rebind(self) -> None:
+        """Forget the semaphores: the next event loop (one per ``asyncio.run``) makes its own."""
+        self._semaphores.clear()
+
     def semaphore(self, base_url: str | None) -> asyncio.Semaphore | None:
         key = base_url or "openai"
         limit = self.endpoint_limits.get(key)
