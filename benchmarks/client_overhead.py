@@ -29,7 +29,7 @@ import time
 import urllib.request
 from typing import Any
 
-from emotau.mockserver import spawn
+from emotau.scripted._mockserver import spawn
 
 IDEAL = 256 / 0.2
 
@@ -47,8 +47,8 @@ def stats(base_url: str) -> dict[str, Any]:
 
 
 def make_request(kind: str) -> Any:
+    from emotau.core._chat import ChatRequest
     from emotau.domains import load_domain
-    from emotau.models.base import ChatRequest
 
     if kind == "small":
         return ChatRequest([{"role": "user", "content": "hi"}])
@@ -65,8 +65,8 @@ def _model(kind: str) -> str:
 
 
 async def overhead(url: str, calls: int, kind: str) -> tuple[float, float]:
-    from emotau.models.openai_client import OpenAIClient
-    from emotau.spec import ModelConfig
+    from emotau.models._config import ModelConfig
+    from emotau.models._openai import OpenAIClient
 
     client = OpenAIClient("agent", ModelConfig(model=_model(kind), base_url=url))
     req = make_request(kind)
@@ -103,8 +103,8 @@ async def litellm_overhead(url: str, calls: int, kind: str) -> tuple[float, floa
 
 
 async def _callers(url: str, seconds: float, callers: int) -> tuple[int, float]:
-    from emotau.models.openai_client import ClientSettings, OpenAIClient
-    from emotau.spec import ModelConfig
+    from emotau.models._config import ModelConfig
+    from emotau.models._openai import ClientSettings, OpenAIClient
 
     client = OpenAIClient(
         "user",

@@ -57,7 +57,7 @@ def all_lines(run_dir: Path) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def mock_server(*args: str) -> Iterator[str]:
     """A real `emotau mock-server` process on a free port; yields its base URL (.../v1)."""
-    from emotau.mockserver import spawn
+    from emotau.scripted._mockserver import spawn
 
     with spawn(*args, env=env()) as server:
         yield server.url
@@ -82,11 +82,11 @@ def run_one_episode(
     """One episode in process (scripted oracle agent and scripted user unless given)."""
     import asyncio
 
-    from emotau.agents import AGENT_STRATEGIES
-    from emotau.engine import EpisodeSetup, run_episode
-    from emotau.models.scripted import ScriptedAgent, ScriptedUser
-    from emotau.users import USER_STRATEGIES
-    from emotau.variants import VariantLibrary
+    from emotau.episode._agents import AGENT_STRATEGIES
+    from emotau.episode._engine import EpisodeSetup, run_episode
+    from emotau.episode._users import USER_STRATEGIES
+    from emotau.episode._variants import VariantLibrary
+    from emotau.scripted._models import ScriptedAgent, ScriptedUser
 
     setup = EpisodeSetup(
         domain=domain,

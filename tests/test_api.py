@@ -6,7 +6,7 @@ import gc
 import pytest
 
 import emotau
-from emotau.errors import UserError
+from emotau.core._errors import UserError
 
 
 def test_run_from_dict_with_overrides(tmp_path) -> None:

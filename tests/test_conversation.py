@@ -30,7 +30,7 @@ from emotau.analysis.tables import (
     variant_emotion,
     write_parquet,
 )
-from emotau.errors import UserError
+from emotau.core._errors import UserError
 
 SAMPLES = Path("/tmp/samples")
 KEY = ["task_id", "variant", "trial"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from emotau.monitor import run_status
-from emotau.submit import check_array, compress, node_local_warning
+from emotau.launch._submit import check_array, compress, node_local_warning
+from emotau.results._monitor import run_status
 from helpers import all_lines, emotau, popen
 
 GRID = ["--tasks", "4", "--num-trials", "2", "--variants", "control,anger,confusion"]
@@ -311,7 +311,7 @@ def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
 
 
 def test_status_counts_writes_of_overlapping_files() -> None:
-    from emotau.monitor import _shards
+    from emotau.results._monitor import _shards
 
     now = 1000.0
     # shard 0/2 ran as --workers 2 (files 0/4 and 2/4, written just now); the old 1/2 split

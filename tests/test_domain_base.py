@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emotau.domains import Database, load_domain
-from emotau.domains.base import normalize_text, output_mentioned
+from emotau.domains import load_domain
+from emotau.domains._base import Database, normalize_text, output_mentioned
 
 
 @pytest.mark.parametrize(

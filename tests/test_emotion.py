@@ -26,8 +26,8 @@ from emotau.analysis.emotion import (
     score_episodes,
     score_message,
 )
-from emotau.errors import InfraError
-from emotau.models.base import ChatRequest, ChatResponse, ModelClient
+from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
+from emotau.core._errors import InfraError
 
 HOTEL_SAMPLE = Path("/tmp/samples/hotel-demo")
 

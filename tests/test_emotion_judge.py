@@ -24,9 +24,9 @@ from emotau.analysis.emotion import (
     score_message,
 )
 from emotau.analysis.report import analyze, judge_agreement
-from emotau.errors import UserError
-from emotau.models.base import ChatRequest
-from emotau.models.scripted import JUDGE_INTENSITY_CUTS, ScriptedJudge
+from emotau.core._chat import ChatRequest
+from emotau.core._errors import UserError
+from emotau.scripted._models import JUDGE_INTENSITY_CUTS, ScriptedJudge
 from helpers import all_lines, emotau, mock_server, mock_stats
 
 pytest.importorskip("matplotlib")
@@ -177,7 +177,7 @@ def test_analyze_with_the_scripted_judge(run_dir, tmp_path) -> None:
 def test_judge_labels_drive_the_section(run_dir, monkeypatch) -> None:
     """A judge that sees no emotion anywhere: the judge's check flags every arm, the
     lexicon's does not, and agreement drops."""
-    monkeypatch.setattr("emotau.models.scripted._emotion_label", lambda text: ("none", 0))
+    monkeypatch.setattr("emotau.scripted._models._emotion_label", lambda text: ("none", 0))
     a = analyze(run_dir, n_boot=200, emotion_judge=True)
     ex = a.manipulation_judge["expression"]
     assert (ex["rate"] == 0).all() and ex["flag"].all()
@@ -188,7 +188,7 @@ def test_judge_labels_drive_the_section(run_dir, monkeypatch) -> None:
 
 def test_unusable_answers_are_one_user_error_and_no_report(run_dir, tmp_path, monkeypatch):
     async def says_yes(self, request):  # the scripted judge before it knew emotion labels
-        from emotau.models.base import ChatResponse
+        from emotau.core._chat import ChatResponse
 
         return ChatResponse("YES")
 

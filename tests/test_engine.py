@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 
-from emotau.agents import AGENT_STRATEGIES
-from emotau.domains import ToolResult, load_domain
-from emotau.engine import EpisodeSetup, run_episode
-from emotau.errors import InfraError
-from emotau.models.base import ChatRequest, ChatResponse, ModelClient, ToolCall
-from emotau.models.scripted import ScriptedAgent, ScriptedUser
-from emotau.users import USER_STRATEGIES
-from emotau.variants import VariantLibrary
+from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, ToolCall
+from emotau.core._errors import InfraError
+from emotau.core._types import ToolResult
+from emotau.domains import load_domain
+from emotau.episode._agents import AGENT_STRATEGIES
+from emotau.episode._engine import EpisodeSetup, run_episode
+from emotau.episode._users import USER_STRATEGIES
+from emotau.episode._variants import VariantLibrary
+from emotau.scripted._models import ScriptedAgent, ScriptedUser
 
 LIB = VariantLibrary.default()
 
@@ -240,15 +241,15 @@ def test_infra_error_is_not_scored(toy) -> None:
     ],
 )
 def test_react_parse_never_leaks_thought(raw, expected) -> None:
-    from emotau.users import parse_react_message
+    from emotau.episode._users import parse_react_message
 
     assert parse_react_message(raw) == expected
 
 
 @pytest.mark.parametrize("raw", ["Thought: only thinking", "Thought: t\nMessage:   "])
 def test_react_parse_rejects_missing_message(raw) -> None:
-    from emotau.errors import UserSimulatorError
-    from emotau.users import parse_react_message
+    from emotau.core._errors import UserSimulatorError
+    from emotau.episode._users import parse_react_message
 
     with pytest.raises(UserSimulatorError):
         parse_react_message(raw)

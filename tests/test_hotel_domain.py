@@ -9,7 +9,8 @@ from itertools import product
 
 import pytest
 
-from emotau.domains.base import Action, ToolResult, normalize_text, output_mentioned
+from emotau.core._types import Action, ToolResult
+from emotau.domains._base import normalize_text, output_mentioned
 from emotau.domains.hotel import HotelDomain
 from emotau.domains.hotel.data import (
     BREAKFAST_PER_ADULT_NIGHT,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from emotau.judge import format_conversation, judge_statements, parse_judgements
-from emotau.models.base import ChatRequest, ChatResponse, ModelClient
-from emotau.models.scripted import ScriptedJudge
-from emotau.users import split_stop
+from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
+from emotau.episode._users import split_stop
+from emotau.models._judge import format_conversation, judge_statements, parse_judgements
+from emotau.scripted._models import ScriptedJudge
 from helpers import all_lines, emotau, mock_server, run_one_episode
 from toydomain import JudgedToy
 
@@ -163,7 +163,7 @@ def test_stop_tokens(text: str, visible: str, stop: str | None) -> None:
 
 
 def test_a_transfer_stop_ends_the_episode() -> None:
-    from emotau.engine import USER_STOPS
+    from emotau.episode._engine import USER_STOPS
 
     assert USER_STOPS["transfer"] == "user_transferred"
     assert USER_STOPS["out_of_scope"] == "user_out_of_scope"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from emotau.errors import InfraError
-from emotau.models.base import ChatRequest, RetryBudget
-from emotau.models.openai_client import ClientSettings, OpenAIClient
-from emotau.spec import ModelConfig, RetryConfig
+from emotau.core._chat import ChatRequest, RetryBudget
+from emotau.core._errors import InfraError
+from emotau.models._config import ModelConfig, RetryConfig
+from emotau.models._openai import ClientSettings, OpenAIClient
 from helpers import all_lines, emotau, mock_server, mock_stats
 
 pytest.importorskip("aiohttp")

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from emotau.models.parsing import TextToolCall, recover_tool_calls, split_reasoning
+from emotau.models._parsing import TextToolCall, recover_tool_calls, split_reasoning
 
 TOOLS = {
     "get_user_details",

@@ -16,8 +16,8 @@ import pytest
 import emotau as api
 from emotau.analysis.report import analyze
 from emotau.analysis.stats import mde_table, minimum_detectable_effect
-from emotau.errors import UserError
-from emotau.store import RunStore
+from emotau.core._errors import UserError
+from emotau.results._store import RunStore
 from helpers import all_lines, emotau, mock_server
 
 pytest.importorskip("matplotlib")

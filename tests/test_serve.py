@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from emotau.errors import UserError
-from emotau.serve import (
+from emotau.core._errors import UserError
+from emotau.serving._vllm import (
     FAMILIES,
     REASONING_PARSERS,
     TOOL_CALL_PARSERS,
@@ -433,7 +433,7 @@ def test_cli_user_mistakes_raise_user_error() -> None:
 # The CLI registers serve_command with cli.add_command; this program does the same so that the
 # real `emotau` entry point (error handling, exit status) is exercised.
 CLI_WITH_SERVE = (
-    "import sys; from emotau.cli import cli, main; from emotau.serve import serve_command; "
+    "import sys; from emotau.cli import cli, main; from emotau.serving._vllm import serve_command; "
     "cli.add_command(serve_command); main(sys.argv[1:])"
 )
 

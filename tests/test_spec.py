@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emotau.errors import UserError
-from emotau.spec import build_spec, diff_identity, spec_hash
+from emotau.core._errors import UserError
+from emotau.spec._spec import build_spec, diff_identity, spec_hash
 
 
 def test_defaults() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from emotau.store import RunStore, ShardWriter, merge_records, read_shard, repair_shard
+from emotau.results._store import RunStore, ShardWriter, merge_records, read_shard, repair_shard
 
 IDENT = {"task_ids": [0], "variants": {"a": "x"}, "num_trials": 1}
 

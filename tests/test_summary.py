@@ -4,7 +4,7 @@ from math import comb
 
 import pytest
 
-from emotau.summary import pass_hat_k, summarize
+from emotau.results._summary import pass_hat_k, summarize
 
 
 def test_pass_hat_k_against_hand_values() -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import emotau
+from emotau.core._errors import UserError
 from emotau.domains import load_domain
-from emotau.errors import UserError
 
 SKIP_REASON = (
     "upstream tau2-bench is not importable (needs Python >= 3.12 and "
@@ -354,7 +354,7 @@ def test_step_limit_scores_zero_as_upstream_does(mock: Any) -> None:
 
 
 def test_react_user_gets_upstreams_prompt_plus_the_react_format(mock: Any) -> None:
-    from emotau.users import ReactUser
+    from emotau.episode._users import ReactUser
 
     task = mock.tasks()[0]
     plain = mock.user_system_prompt(task, "llm")
@@ -363,8 +363,8 @@ def test_react_user_gets_upstreams_prompt_plus_the_react_format(mock: Any) -> No
 
 
 def test_judge_role_judges_nl_assertions_in_a_run(upstream: Any) -> None:
-    from emotau.models.base import ChatRequest, ChatResponse, ModelClient
-    from emotau.models.scripted import ScriptedJudge
+    from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
+    from emotau.scripted._models import ScriptedJudge
 
     try:
         retail = load_domain("tau2:retail")
@@ -439,8 +439,8 @@ def test_unknown_domain_and_split(upstream: Any) -> None:
 
 def test_customer_tools_reach_upstreams_user_side(mock: Any) -> None:
     """The customer's tool calls run as upstream's user (requestor "user") and count."""
-    from emotau.models.base import ToolCall
-    from emotau.models.scripted import ScriptedUser
+    from emotau.core._chat import ToolCall
+    from emotau.scripted._models import ScriptedUser
     from helpers import run_one_episode
 
     class UsesPhone(ScriptedUser):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from emotau.core._errors import UserError
 from emotau.domains import load_domain
-from emotau.errors import UserError
 from helpers import emotau
 
 HAVE_UPSTREAM = importlib.util.find_spec("tau_bench") is not None
@@ -213,7 +213,7 @@ def test_control_prompt_is_upstreams_own_and_variants_only_append(domains) -> No
 @needs_upstream
 def test_500_episodes_in_flight_keep_their_own_variant(tmp_path) -> None:
     import emotau as api
-    from emotau.variants import VariantLibrary
+    from emotau.episode._variants import VariantLibrary
 
     lib = VariantLibrary.default()
     arms = ["control", "frustration", "anxiety", "anger", "confusion"]

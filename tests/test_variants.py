@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emotau.errors import UserError
-from emotau.variants import INTENSITIES, VariantLibrary, load_variant_file
+from emotau.core._errors import UserError
+from emotau.episode._variants import INTENSITIES, VariantLibrary, load_variant_file
 
 BUILTINS = ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]
 

@@ -6,17 +6,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from emotau.domains import (
-    Action,
-    Database,
-    Domain,
-    Environment,
-    EpisodeOutcome,
-    RewardResult,
-    Task,
-    ToolResult,
-)
-from emotau.judge import judge_statements
+from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.domains._base import Database, Domain, Environment, EpisodeOutcome
+from emotau.models._judge import judge_statements
 
 _BASE = Database.freeze_tables(
     {

@@ -19,7 +19,7 @@ import pandas as pd
 from emotau.analysis.render import Table, _ci, _md_cell, _num, _p, _pct, _signed, markdown_table
 from emotau.analysis.report import pick_reference
 from emotau.analysis.stats import compare_variants, holm
-from emotau.errors import UserError
+from emotau.core._errors import UserError
 
 _COLUMNS = ("task_id", "variant", "trial", "success", "reward")
 
@@ -79,7 +79,7 @@ def compare_runs(
     seed: int = 0,
 ) -> RunComparison:
     """Compare run B against run A variant by variant (paths or :class:`emotau.Run`)."""
-    from emotau.runner import Run
+    from emotau.results._reader import Run
 
     ra = run_a if isinstance(run_a, Run) else Run.open(run_a)
     rb = run_b if isinstance(run_b, Run) else Run.open(run_b)

@@ -67,8 +67,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotau.errors import InfraError
-from emotau.models.base import ChatRequest, ModelClient
+from emotau.core._chat import ChatRequest, ModelClient
+from emotau.core._errors import InfraError
 
 __all__ = [
     "DEFAULT_THRESHOLD",

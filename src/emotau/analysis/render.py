@@ -26,7 +26,7 @@ import pandas as pd
 from emotau.analysis.conversation import FAILURE_REASONS, SUMMARY_MEASURES
 
 if TYPE_CHECKING:
-    from emotau.analysis.report import Analysis
+    from emotau.analysis._analysis import Analysis
 
 PLOTS = {
     "success": "Success rate by variant (95% task-bootstrap intervals)",

@@ -19,7 +19,6 @@ import math
 import random
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotau.analysis._analysis import Analysis
 from emotau.analysis.conversation import (
     behaviour_vs_success,
     conversation_summary,
@@ -38,6 +38,7 @@ from emotau.analysis.emotion import (
     manipulation_check,
     score_episodes,
 )
+from emotau.analysis.render import write_report
 from emotau.analysis.stats import (
     compare_variants,
     estimate_icc,
@@ -45,54 +46,12 @@ from emotau.analysis.stats import (
     summarize_variants,
 )
 from emotau.analysis.tables import TURN_COLUMNS, build_tables
-from emotau.errors import InfraError, UserError
+from emotau.core._errors import InfraError, UserError
 
 CHUNK = 500  # episodes whose full records are held at once
 MAX_CONVERSATIONS = 600  # episodes embedded in the HTML conversation browser
 MAX_TURN_INDEX = 20  # emotion-over-turns curve: customer messages 0..20
 MIN_ICC_TASKS = 20  # tasks the reference arm needs before its measured ICC is used
-
-
-@dataclass
-class Analysis:
-    """Everything the report shows; each table is a pandas DataFrame (empty when not
-    applicable, with a line in ``warnings`` saying why)."""
-
-    run: str
-    meta: dict[str, Any]
-    variants: list[str]
-    reference: str | None
-    episodes: pd.DataFrame  # the episode table (one row per merged record)
-    messages: pd.DataFrame  # per customer message: emotion scores (no text); judge labels
-    summary: pd.DataFrame  # summarize_variants (tidy)
-    comparison: pd.DataFrame  # compare_variants against the reference arm
-    design: dict[str, Any]  # tasks, trials, ICC, minimum detectable effect
-    manipulation: dict[str, pd.DataFrame]
-    taxonomy: pd.DataFrame
-    conversation: pd.DataFrame
-    behaviour: pd.DataFrame
-    infra: pd.DataFrame  # infrastructure errors: key, error
-    completeness: pd.DataFrame  # per variant: expected, finished, infra errors, missing
-    task_matrix: pd.DataFrame  # success rate, task x variant
-    emotion_turns: pd.DataFrame  # mean strongest emotion score by variant and turn
-    conversations: list[dict[str, Any]]  # the browser's sample of full episodes
-    conversations_total: int
-    warnings: list[str] = field(default_factory=list)
-    #: the manipulation check on the LLM judge's labels (``emotion_judge=True``), plus
-    #: ``agreement``: judge vs lexicon per message (:func:`judge_agreement`)
-    manipulation_judge: dict[str, pd.DataFrame] = field(default_factory=dict)
-    #: the judge that labelled the messages: model, endpoint, synthetic, calls and tokens
-    judge: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.episodes["synthetic"].any()) if len(self.episodes) else False
-
-    def write(self, out: str | Path, *, turns_written: bool = False) -> Path:
-        """Write the report directory (see :func:`emotau.analysis.render.write_report`)."""
-        from emotau.analysis.render import write_report
-
-        return write_report(self, Path(out), turns_written=turns_written)
 
 
 def analyze(
@@ -122,7 +81,8 @@ def analyze(
     flags do. The judge failing (unreachable, unusable answers after the retries) is a
     :class:`UserError`, and no report is written.
     """
-    from emotau.runner import Run, outside_event_loop
+    from emotau.results._reader import Run
+    from emotau.runner._runner import outside_event_loop
 
     run = run if isinstance(run, Run) else Run.open(run)
     variants = run.variants
@@ -196,7 +156,7 @@ def analyze(
             "(every variant of a sample of tasks); all of them are in turns.parquet"
         )
     if out is not None:
-        result.write(out, turns_written=writer is not None and writer.ok)
+        write_report(result, Path(out), turns_written=writer is not None and writer.ok)
     return result
 
 
@@ -449,9 +409,10 @@ def _manipulation(
 def _judge_experiment(run: Any, base_url: str | None, api_key_env: str | None) -> Any:
     """The run's experiment rebuilt from its frozen spec, with the judge's endpoint moved as
     ``emotau resume --judge-base-url/--api-key-env`` moves it (validates the clients)."""
-    from emotau.models.base import provider_for
-    from emotau.runner import prepare, spec_of_run
-    from emotau.spec import build_spec
+    from emotau.models._providers import provider_for
+    from emotau.runner._experiment import prepare
+    from emotau.runner._runner import spec_of_run
+    from emotau.spec._spec import build_spec
 
     spec = build_spec(
         spec_of_run(run.path).model_dump(mode="json"),
@@ -467,7 +428,7 @@ def _judge_experiment(run: Any, base_url: str | None, api_key_env: str | None) -
 
 async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``label_with_judge`` with the run's judge client; its failures become one UserError."""
-    from emotau.models.base import EpisodeClient, provider_for
+    from emotau.models._providers import EpisodeClient, provider_for
 
     cfg = exp.spec.judge
     scripted = provider_for(cfg) == "scripted"

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from emotau.analysis.conversation import FAILURE_REASONS, classify_failure, message_behaviours
-from emotau.errors import UserError
+from emotau.core._errors import UserError
 
 KEY = ("task_id", "variant", "trial")
 USAGE_ROLES = ("agent", "user", "judge")

@@ -11,18 +11,10 @@ import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from emotau.domains.base import (
-    Action,
-    Database,
-    Domain,
-    Environment,
-    EpisodeOutcome,
-    RewardResult,
-    Task,
-    ToolResult,
-)
-from emotau.errors import UserError
-from emotau.registry import Registry
+from emotau.core._errors import UserError
+from emotau.core._registry import Registry
+from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.domains._base import Database, Domain, Environment, EpisodeOutcome
 
 __all__ = [
     "DOMAINS",

@@ -42,18 +42,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from emotau.domains.base import (
-    Action,
-    Domain,
-    Environment,
-    EpisodeOutcome,
-    RewardResult,
-    Task,
-    ToolResult,
-    git_commit,
-)
-from emotau.errors import UserError
-from emotau.judge import Judgement, judge_statements
+from emotau.core._errors import UserError
+from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.domains._base import Domain, Environment, EpisodeOutcome, git_commit
+from emotau.models._judge import Judgement, judge_statements
 
 #: upstream needs this Python (pyproject: requires-python >=3.12,<3.14)
 MIN_PYTHON = (3, 12)
@@ -397,7 +389,7 @@ class Tau2Domain(Domain):
         """
         from tau2.user.user_simulator import UserSimulator
 
-        from emotau.users import USER_STRATEGIES
+        from emotau.episode._users import USER_STRATEGIES
 
         t2task = self.upstream_task(task)
         user = UserSimulator(

@@ -39,16 +39,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from emotau.domains.base import (
-    Action,
-    Domain,
-    Environment,
-    RewardResult,
-    Task,
-    ToolResult,
-    git_commit,
-)
-from emotau.errors import UserError
+from emotau.core._errors import UserError
+from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.domains._base import Domain, Environment, git_commit
 
 INSTALL = (
     "tau-bench is not installed in this Python; install it from its repository: "

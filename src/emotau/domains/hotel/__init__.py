@@ -14,7 +14,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from emotau.domains.base import Database, Domain, Task, to_json
+from emotau.core._types import Task
+from emotau.domains._base import Database, Domain, to_json
 from emotau.domains.hotel.data import DEFAULT_SEED, TODAY, generate
 from emotau.domains.hotel.tasks import build_tasks
 from emotau.domains.hotel.tools import (

@@ -1,0 +1,70 @@
+"""Reading a run directory: its frozen spec and its merged episodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emotau.core._errors import UserError
+from emotau.results._store import (
+    RunStore,
+)
+from emotau.results._summary import summarize
+from emotau.spec._spec import (
+    RunSpec,
+)
+
+
+# --------------------------------------------------------------------------- the run object
+@dataclass
+class Run:
+    """A run directory: its frozen spec and its episodes (finished or still running)."""
+
+    path: Path
+    frozen: dict[str, Any] = field(repr=False)
+    stats: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        store = RunStore(path)
+        if not store.path.is_dir():
+            raise UserError(f"{str(path)!r} is not a directory")
+        frozen = store.read_frozen()
+        if frozen is None:
+            raise UserError(f"{str(path)!r} is not an emotau run (no spec.json)")
+        return cls(store.path, frozen)
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.path)
+
+    @property
+    def spec(self) -> RunSpec:
+        return RunSpec.model_validate(self.frozen["spec"])
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.frozen.get("variant_order") or self.frozen["identity"]["variants"])
+
+    def episodes(self, light: bool = False) -> list[dict[str, Any]]:
+        """One record per (task, variant, trial), duplicates across shards dropped."""
+        return list(self.store.merged(light=light).values())
+
+    def summary(self) -> dict[str, Any]:
+        ident = self.frozen["identity"]
+        out = summarize(
+            self.store.merged(light=True), self.variants, ident["task_ids"], ident["num_trials"]
+        )
+        out["run"] = str(self.path)
+        out["spec_hash"] = self.frozen["hash"]
+        out["domain"] = ident["domain"]
+        return out
+
+    def to_pandas(self) -> Any:
+        """The light episode table as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UserError("to_pandas() needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.episodes(light=True))

@@ -1,0 +1,258 @@
+"""Running an experiment: resolve the spec, open the run directory, run the shard's grid.
+
+The grid is every (task, variant, trial). It is ordered canonically (trial, task, variant label)
+so that every process agrees on it, and shard ``i/N`` takes items ``i, i+N, i+2N, ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import shutil
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from emotau.core._errors import SpecChangedError, UserError
+from emotau.episode._engine import EpisodeSetup, run_episode
+from emotau.results._reader import Run
+from emotau.results._store import (
+    RunStore,
+    ShardWriter,
+    is_finished,
+    shard_filename,
+)
+from emotau.runner._experiment import Experiment, Shard, prepare
+from emotau.runner._progress import NullProgress, Progress
+from emotau.runner._workers import run_workers
+from emotau.spec._spec import (
+    RunSpec,
+    build_spec,
+    diff_identity,
+)
+
+T = TypeVar("T")
+
+
+def _new_run_name(out: Path, name: str, spec_hash: str) -> str:
+    """``name-N``: an existing one with the same spec (to resume it), else the first free N."""
+    n = 2
+    while (out / f"{name}-{n}").exists():
+        frozen = RunStore(out / f"{name}-{n}").read_frozen()
+        if frozen is not None and frozen["hash"] == spec_hash:
+            break
+        n += 1
+    return f"{name}-{n}"
+
+
+def open_run_dir(exp: Experiment, new_run: bool = False) -> tuple[Experiment, Run]:
+    """Create or reopen the run directory for ``exp``; refuse a changed spec."""
+    spec = exp.spec
+    run_dir = spec.run_dir
+    store = RunStore(run_dir)
+    frozen_old = store.read_frozen() if run_dir.is_dir() else None
+    if frozen_old is not None and frozen_old["hash"] != exp.resolved.hash:
+        if not new_run:
+            diffs = diff_identity(frozen_old["identity"], exp.resolved.identity)
+            raise SpecChangedError(
+                f"run {str(run_dir)!r} was started with a different spec: "
+                f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run "
+                "beside it, or another --experiment-name"
+            )
+        name = _new_run_name(Path(spec.out), spec.experiment_name, exp.resolved.hash)
+        exp = prepare(spec.model_copy(update={"experiment_name": name}))
+        return open_run_dir(exp, new_run=False)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{str(run_dir)!r} exists and is not a directory")
+    if (
+        frozen_old is None
+        and run_dir.is_dir()
+        and not store.leftovers_only()
+        and not store.spec_path.exists()  # a sibling shard just created it: create() settles it
+    ):
+        raise UserError(f"{str(run_dir)!r} exists, is not empty and is not an emotau run")
+
+    created: list[Path] = []
+    p = run_dir
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    if not os.access(p, os.W_OK):
+        raise UserError(f"output directory {str(p)!r} is not writable")
+    try:
+        frozen = exp.resolved.frozen()
+        frozen["variant_order"] = list(exp.resolved.variant_labels)
+        frozen["created"] = {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        on_disk = store.create(frozen)
+    except OSError as exc:
+        for d in created:
+            shutil.rmtree(d, ignore_errors=True)
+        raise UserError(f"cannot write run directory {str(run_dir)!r}: {exc.strerror}") from None
+    if on_disk["hash"] != exp.resolved.hash:  # another process created it with another spec
+        raise SpecChangedError(f"run {str(run_dir)!r} was just created with a different spec")
+    return exp, Run(run_dir, on_disk)
+
+
+@contextlib.contextmanager
+def episodes_gc(full_every: int = 100) -> Iterator[None]:
+    """Fewer, cheaper full passes of the cyclic GC while episodes run; as before afterwards.
+
+    What exists before (modules: ~360k objects once upstream tau-bench has imported litellm;
+    the domain) is frozen out of the passes, and a full pass comes after ``full_every``
+    second-generation passes instead of 10. Each full pass walks every live episode's state
+    (16 copies of tau-bench's retail data: ~130 ms), and by default one came every ~4 episodes:
+    a third of emotau's CPU in a tau-bench run against zero-latency models. Young cycles are
+    still collected as usual.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(thresholds[0], thresholds[1], max(thresholds[2], full_every))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+async def execute(
+    exp: Experiment,
+    run: Run,
+    shard: Shard = Shard(),
+    progress: Progress | None = None,
+) -> Run:
+    """Run the shard's unfinished episodes; append each record as it finishes."""
+    spec = exp.spec
+    progress = progress or NullProgress()
+    store = run.store
+    writer = ShardWriter(store.episodes_dir / shard_filename(shard.index, shard.count))
+    finished = store.finished_keys()
+    mine = list(exp.grid(shard))
+    counts = Counter(k[1] for k in mine)
+    totals = {label: counts[label] for label in exp.resolved.variant_labels}
+    done = Counter(k[1] for k in mine if k in finished)
+    todo = (k for k in mine if k not in finished)
+    exp.client_settings().rebind()  # the endpoint limits belong to this event loop
+    agent_client, user_client, judge_client = exp.make_clients()
+    tasks = exp.domain.tasks()
+    writer.start()
+    stats = Counter[str]()
+
+    async def worker() -> None:
+        for task_id, label, trial in todo:
+            setup = EpisodeSetup(
+                domain=exp.domain,
+                task=tasks[task_id],
+                variant=exp.selections[label],
+                trial=trial,
+                seed=spec.seed,
+                agent_client=agent_client,
+                user_client=user_client,
+                judge_client=judge_client,
+                agent_strategy=exp.agent_strategy,
+                user_strategy=exp.user_strategy,
+                max_steps=spec.max_steps,
+                max_errors=spec.max_errors,
+                tool_choice=spec.tool_choice,
+                retry_budget=spec.retry.episode_budget,
+                domain_ref=spec.domain,
+            )
+            record = await run_episode(setup)
+            record["shard"] = str(shard)
+            writer.append(record)
+            stats["finished" if is_finished(record) else "infra_errors"] += 1
+            progress.update(record)
+
+    progress.start(totals, dict(done), agent_client.synthetic or user_client.synthetic)
+    try:
+        n = max(1, min(spec.max_concurrency, len(mine) - sum(done.values())))
+        with episodes_gc():
+            await asyncio.gather(*(worker() for _ in range(n)))
+    finally:
+        writer.close()
+        progress.close()
+        await agent_client.aclose()
+        await user_client.aclose()
+        await judge_client.aclose()
+    run.stats = {
+        "shard": str(shard),
+        "already_finished": sum(done.values()),
+        "repaired_bytes": writer.repaired_bytes,
+        **stats,
+    }
+    return run
+
+
+def outside_event_loop(fn: Callable[[], T]) -> T:
+    """``fn()`` (which may call ``asyncio.run``), in a worker thread when an event loop is
+    already running in this thread (Jupyter), where ``asyncio.run`` is not allowed."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
+def run_experiment(
+    spec: RunSpec,
+    shard: Shard = Shard(),
+    new_run: bool = False,
+    progress: Progress | None = None,
+    workers: int = 1,
+) -> Run:
+    """Synchronous entry point used by the CLI and :func:`emotau.run`.
+
+    ``workers > 1`` runs the shard's grid in that many local processes (sub-shards of the same
+    run directory), for when one Python process cannot keep the servers busy.
+    """
+    exp = prepare(spec)
+    if spec.preflight:
+        from emotau.runner._doctor import preflight
+
+        asyncio.run(preflight(exp))
+    exp, run = open_run_dir(exp, new_run=new_run)
+    if workers > 1:
+        return run_workers(exp, run, shard, workers, progress)
+    return asyncio.run(execute(exp, run, shard, progress))
+
+
+def spec_of_run(path: str | Path) -> RunSpec:
+    """The frozen spec of a run directory, pointed at where the directory is now."""
+    run = Run.open(path)
+    p = run.path.resolve()
+    return run.spec.model_copy(update={"out": str(p.parent), "experiment_name": p.name})
+
+
+def resume(
+    path: str | Path,
+    shard: Shard = Shard(),
+    progress: Progress | None = None,
+    workers: int = 1,
+    overrides: Mapping[str, Any] | None = None,
+    spec_file: str | Path | None = None,
+) -> Run:
+    """Continue a run from its own frozen spec (no config needed).
+
+    ``overrides`` (dotted keys, e.g. ``agent.base_url``, ``max_concurrency``, ``preflight``)
+    change how the run is executed; a change to what it measures is refused as usual.
+    ``spec_file`` is a full spec as JSON (how ``--workers`` hands the parent's spec on).
+    """
+    if spec_file is not None:
+        try:
+            data = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read spec file {str(spec_file)!r}: {exc}") from None
+    else:
+        data = spec_of_run(path).model_dump(mode="json")
+    p = Path(path).resolve()
+    data.update({"out": str(p.parent), "experiment_name": p.name})
+    spec = build_spec(data, overrides)
+    return run_experiment(spec, shard, False, progress, workers)

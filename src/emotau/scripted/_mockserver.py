@@ -1,0 +1,402 @@
+"""An OpenAI-compatible mock server backed by the scripted models, with fault injection.
+
+``emotau mock-server --port P`` serves over real HTTP:
+
+- ``POST /v1/chat/completions`` (tools, tool_choice), ``GET /v1/models``, ``GET /health``,
+  and ``GET /stats`` (requests served, in flight now, most in flight at once, faults injected).
+- Models: ``scripted-agent``, ``scripted-user`` and ``scripted-judge`` (the oracle agent, the
+  scripted customer and a judge that accepts every claim and labels emotions with the lexicon),
+  and agent variants that misbehave the way small open models do:
+  ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
+  ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
+  ``scripted-agent-think`` (a ``<think>`` block in every reply).
+- Faults, each a probability per request: HTTP 500, HTTP 429, a hang (``--hang-seconds``,
+  default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply;
+  plus latency (fixed, uniform or exponential).
+
+To play an oracle it reads the episode metadata emotau sends in the ``X-Emotau-Metadata``
+header (real servers ignore it). Requests without it (e.g. ``emotau doctor``'s probes) get a
+generic answer: a call of the first tool when tools are offered, else a short text.
+It listens on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from emotau.core._chat import ChatRequest, ChatResponse, ToolCall
+from emotau.core._errors import UserError
+from emotau.domains import load_domain
+from emotau.domains._base import Domain
+from emotau.episode._agents import RESPOND
+from emotau.models._openai import METADATA_HEADER, SYNTHETIC_FINGERPRINT
+from emotau.scripted._models import ScriptedAgent, ScriptedJudge, ScriptedUser
+
+_TAG_RE = re.compile(r"\[([a-z0-9:_.-]+)#(\d+)\]")
+AGENT_MODELS = {
+    "scripted-agent": "oracle",
+    "scripted-agent-textcalls": "textcalls",
+    "scripted-agent-notools": "notools",
+    "scripted-agent-think": "think",
+}
+USER_MODELS = {"scripted-user": "user"}
+#: the stand-in judge (accepts every claim, labels emotions with the lexicon; see
+#: ``emotau.models.scripted.ScriptedJudge``)
+JUDGE_MODELS = {"scripted-judge": "judge"}
+ALL_MODELS = {**AGENT_MODELS, **USER_MODELS, **JUDGE_MODELS}
+
+
+@dataclass
+class Faults:
+    latency: float = 0.0
+    latency_dist: str = "fixed"  # fixed | uniform | exponential (mean = latency)
+    error_rate: float = 0.0  # HTTP 500
+    rate_limit_rate: float = 0.0  # HTTP 429
+    timeout_rate: float = 0.0  # hang for hang_seconds
+    hang_seconds: float = 300.0
+    malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
+    empty_rate: float = 0.0  # no content, no tool calls
+    reject_tools: bool = False  # HTTP 400 for requests with tools, like vLLM without a parser
+
+    def check(self) -> None:
+        rates = [
+            self.error_rate,
+            self.rate_limit_rate,
+            self.timeout_rate,
+            self.malformed_rate,
+            self.empty_rate,
+        ]
+        if not all(math.isfinite(r) and 0 <= r <= 1 for r in rates) or sum(rates) > 1:
+            raise ValueError("fault rates must be in [0, 1] and add up to at most 1")
+        if not all(math.isfinite(x) and x >= 0 for x in (self.latency, self.hang_seconds)):
+            raise ValueError("latency and hang time must be finite and >= 0")
+        if self.latency_dist not in ("fixed", "uniform", "exponential"):
+            raise ValueError("latency distribution must be fixed, uniform or exponential")
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    handler_seconds: float = 0.0
+    faults: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "handler_seconds": round(self.handler_seconds, 6),
+            "faults": dict(self.faults),
+        }
+
+
+class MockBackend:
+    """Turns an OpenAI request into a scripted reply, then applies behaviours and faults."""
+
+    def __init__(
+        self,
+        faults: Faults,
+        skill: float = 0.92,
+        seed: int = 0,
+        oracle_domains: tuple[str, ...] = (),
+    ) -> None:
+        faults.check()
+        if not (math.isfinite(skill) and 0 <= skill <= 1):
+            raise ValueError("skill must be a number from 0 to 1")
+        self.faults = faults
+        self.skill = skill
+        self.rng = random.Random(seed)
+        self.stats = Stats()
+        self._domains: dict[str, tuple[ScriptedAgent, ScriptedUser]] = {}
+        # for clients that send no metadata (e.g. upstream tau-bench's own run()): recognise a
+        # task from its instruction in the user prompt, and tag the customer's first message
+        self._by_instruction: dict[str, tuple[str, int]] = {}
+        for ref in oracle_domains:
+            for task in load_domain(ref).tasks():
+                self._by_instruction[task.instruction.strip()] = (ref, task.id)
+
+    def infer_metadata(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Episode metadata from the conversation itself ({} if the task is not recognised)."""
+        texts = [str(m.get("content") or "") for m in messages]
+        for text in texts:
+            for instruction, (ref, task_id) in self._by_instruction.items():
+                if instruction in text:
+                    return {
+                        "domain_ref": ref,
+                        "domain": ref,
+                        "task_id": task_id,
+                        "variant": "control",
+                        "trial": 0,
+                        "seed": 0,
+                    }
+            found = _TAG_RE.search(text)
+            if found:
+                return {
+                    "domain_ref": found[1],
+                    "domain": found[1],
+                    "task_id": int(found[2]),
+                    "variant": "control",
+                    "trial": 0,
+                    "seed": 0,
+                }
+        return {}
+
+    def _models_for(self, ref: str) -> tuple[ScriptedAgent, ScriptedUser]:
+        if ref not in self._domains:
+            dom: Domain = load_domain(ref)
+            self._domains[ref] = (ScriptedAgent(dom, {"skill": self.skill}), ScriptedUser(dom))
+        return self._domains[ref]
+
+    def latency(self) -> float:
+        f = self.faults
+        if f.latency <= 0:
+            return 0.0
+        if f.latency_dist == "uniform":
+            return self.rng.uniform(0, 2 * f.latency)
+        if f.latency_dist == "exponential":
+            return self.rng.expovariate(1 / f.latency)
+        return f.latency
+
+    def draw_fault(self) -> str | None:
+        f = self.faults
+        u = self.rng.random()
+        for name, rate in (
+            ("http_500", f.error_rate),
+            ("http_429", f.rate_limit_rate),
+            ("timeout", f.timeout_rate),
+            ("malformed", f.malformed_rate),
+            ("empty", f.empty_rate),
+        ):
+            if u < rate:
+                return name
+            u -= rate
+        return None
+
+    async def reply(self, body: dict[str, Any], meta: dict[str, Any]) -> ChatResponse:
+        model = body.get("model", "")
+        tools = body.get("tools") or None
+        choice = body.get("tool_choice")
+        req = ChatRequest(body.get("messages") or [], tools, choice, meta)
+        behaviour = ALL_MODELS[model]
+        tag = ""
+        if not meta and self._by_instruction:
+            meta = self.infer_metadata(req.messages)
+            req.metadata = meta
+            if (
+                meta
+                and behaviour == "user"
+                and not any(m.get("role") == "assistant" for m in req.messages)
+            ):  # the agent learns the task from this tag in the customer's first message
+                tag = f" [{meta['domain_ref']}#{meta['task_id']}]"
+        if not meta:
+            return _probe_reply(req, behaviour)
+        if behaviour == "judge":
+            return await ScriptedJudge().complete(req)
+        agent, user = self._models_for(str(meta.get("domain_ref") or meta["domain"]))
+        if behaviour == "user":
+            r = await user.complete(req)
+            r.content = (r.content or "") + tag
+            return r
+        if behaviour == "notools" and choice != "required":
+            return ChatResponse("I have taken care of that for you. Anything else?")
+        r = await agent.complete(req)
+        if behaviour == "textcalls" and r.tool_calls:
+            text = "\n".join(
+                "<tool_call>"
+                + json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
+                + "</tool_call>"
+                for c in r.tool_calls
+            )
+            r = ChatResponse(text, [], None, r.prompt_tokens, r.completion_tokens)
+        elif behaviour == "think":
+            r.content = "<think>Check the policy before acting.</think>" + (r.content or "")
+        return r
+
+
+def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
+    """A generic answer to a request that is not part of an episode (doctor's probes)."""
+    tools = [t for t in (req.tools or []) if t["function"]["name"] != RESPOND]
+    refuses = behaviour == "notools" and req.tool_choice != "required"
+    if behaviour == "user" or not tools or refuses:
+        text = "ready"
+        if behaviour == "think":
+            text = "<think>The user wants one word.</think>ready"
+        return ChatResponse(text, prompt_tokens=20, completion_tokens=1)
+    fn = tools[0]["function"]
+    props = fn.get("parameters", {}).get("properties", {})
+    args = {k: ("A1B2C3" if v.get("type") == "string" else 1) for k, v in props.items()}
+    if behaviour == "textcalls":
+        call = json.dumps({"name": fn["name"], "arguments": args})
+        return ChatResponse(f"<tool_call>{call}</tool_call>", prompt_tokens=20, completion_tokens=9)
+    content = "<think>I need the tool.</think>" if behaviour == "think" else None
+    call = ToolCall("call_probe", fn["name"], json.dumps(args))
+    return ChatResponse(content, [call], prompt_tokens=20, completion_tokens=9)
+
+
+def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": r.content}
+    if r.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in r.tool_calls
+        ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": SYNTHETIC_FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if r.tool_calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "total_tokens": r.prompt_tokens + r.completion_tokens,
+        },
+    }
+
+
+def _error(status: int, message: str) -> Any:
+    from aiohttp import web
+
+    body = {"error": {"message": message, "type": "mock_error", "code": status}}
+    return web.json_response(body, status=status)
+
+
+@dataclass(frozen=True)
+class Spawned:
+    url: str  # base URL, .../v1
+    pid: int
+
+
+@contextlib.contextmanager
+def spawn(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Spawned]:
+    """Run ``emotau mock-server --port 0 ARGS`` in its own process; yield its URL and pid.
+
+    For tests, benchmarks and notebooks: the server is stopped when the block ends.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotau", "mock-server", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else dict(env),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    line = proc.stdout.readline()  # "emotau mock server listening on http://127.0.0.1:P/v1"
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"mock server did not start: {line}{proc.stderr.read()}")
+    try:
+        yield Spawned(line.strip().rsplit(" ", 1)[-1], proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def make_app(backend: MockBackend) -> Any:
+    """The aiohttp application (aiohttp is the ``mock`` extra)."""
+    from aiohttp import web
+
+    stats = backend.stats
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        started = time.perf_counter()
+        try:
+            try:
+                body = await request.json()
+                meta = json.loads(request.headers.get(METADATA_HEADER) or "{}")
+            except ValueError:
+                return _error(400, "request body or metadata header is not valid JSON")
+            model = body.get("model") if isinstance(body, dict) else None
+            if model not in ALL_MODELS:
+                return _error(404, f"model {model!r} does not exist")
+            rejects = body.get("tool_choice", "auto") == "auto"  # like vLLM with no tool parser
+            if backend.faults.reject_tools and body.get("tools") and rejects:
+                return _error(
+                    400,
+                    '"auto" tool choice requires --enable-auto-tool-choice and '
+                    "--tool-call-parser to be set",
+                )
+            delay = backend.latency()
+            if delay:
+                await asyncio.sleep(delay)
+            fault = backend.draw_fault()
+            if fault:
+                stats.faults[fault] = stats.faults.get(fault, 0) + 1
+            if fault == "http_500":
+                return _error(500, "injected server error")
+            if fault == "http_429":
+                return _error(429, "injected rate limit")
+            if fault == "timeout":
+                await asyncio.sleep(backend.faults.hang_seconds)
+            try:
+                r = await backend.reply(body, meta)
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError, UserError) as exc:
+                return _error(400, f"bad request for the mock server: {type(exc).__name__}: {exc}")
+            if fault == "malformed" and r.tool_calls:
+                c = r.tool_calls[0]
+                cut = c.arguments[: max(1, len(c.arguments) // 2)]
+                r.tool_calls[0] = ToolCall(c.id, c.name, cut)
+            elif fault == "empty":
+                r = ChatResponse(None if body.get("tools") else "", [])
+            return web.json_response(_completion_json(model, r))
+        finally:
+            stats.in_flight -= 1
+            stats.handler_seconds += time.perf_counter() - started
+
+    async def models(request: web.Request) -> web.StreamResponse:
+        data = [{"id": m, "object": "model", "owned_by": "emotau-mock"} for m in ALL_MODELS]
+        return web.json_response({"object": "list", "data": data})
+
+    async def health(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"status": "ok"})
+
+    async def stats_view(request: web.Request) -> web.StreamResponse:
+        return web.json_response(stats.as_dict())
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/health", health)
+    app.router.add_get("/stats", stats_view)
+    return app
+
+
+async def serve(backend: MockBackend, host: str, port: int, ready: Any = None) -> None:
+    """Serve until cancelled; ``ready(port)`` is called once listening (port 0 = any free)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(make_app(backend), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    if ready is not None:
+        ready(bound)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
