@@ -20,7 +20,7 @@ demo: $(STAMP)  ## the default experiment (built-in domain, scripted models, eve
 test: $(STAMP)  ## lint + the whole test suite
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

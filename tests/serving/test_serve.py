@@ -33,7 +33,7 @@ from emotau.serving._vllm import (
 )
 from helpers import env as helper_env
 
-FAKE = Path(__file__).parent / "fake_vllm.py"
+FAKE = Path(__file__).parent.parent / "fake_vllm.py"
 FAKE_CMD = [sys.executable, str(FAKE), "serve"]
 
 
