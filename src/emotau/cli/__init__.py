@@ -454,7 +454,7 @@ def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) ->
             f"--array {array} would overlap its shards"
         )
     warnings = check_array(array, grid)  # before the run directory is created
-    backend = SCHEDULERS[scheduler]()
+    backend = SCHEDULERS.get(scheduler)()
     active = backend.active_shards(run_path) if previous and not opts["dry_run"] else set()
     if active and not opts["resubmit_failed"]:
         raise UserError(

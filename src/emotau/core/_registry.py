@@ -1,53 +1,164 @@
-"""A tiny name -> factory registry used for every pluggable concept.
+"""One registry type for every pluggable concept, filled from entry points only.
 
-Registries are filled at import time with the built-ins and by plugins; they hold factories,
-never per-episode state, so two episodes of different variants never share anything through them.
+Each kind of plugin has an entry-point group ``emotau.<kind>`` (``emotau.domains``,
+``emotau.agents``, ...). emotau's own built-ins are declared in its ``pyproject.toml`` like any
+third-party plugin, so a plugin installed in the environment is visible in every process that
+runs part of a grid: ``--workers`` processes, Slurm and Ray jobs. Nothing is registered at run
+time, so there is no process-local state to lose.
+
+A name resolves in this order:
+
+1. an entry point of the group with exactly that name (``hotel``, ``tool-calling``);
+2. ``family:rest`` where ``family`` is an entry point: the plugin is the entry point's object
+   and ``rest`` its parameter (``tau-bench:retail:train`` -> ``tau-bench`` with
+   ``retail:train``);
+3. with ``allow_refs``, ``package.module:object``: the module is imported and the object taken.
+
+Entry points are read once per registry and each plugin is loaded on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
 
 from emotau.core._errors import UserError
 
 T = TypeVar("T")
 
+#: every kind of plugin and its entry-point group
+GROUPS: Mapping[str, str] = {
+    "domain": "emotau.domains",
+    "agent strategy": "emotau.agents",
+    "user strategy": "emotau.users",
+    "model provider": "emotau.providers",
+    "scheduler": "emotau.schedulers",
+    "emotion labeller": "emotau.labellers",
+    "hook": "emotau.hooks",
+    "activation backend": "emotau.activations",
+}
+
+
+@dataclass(frozen=True)
+class Resolved(Generic[T]):
+    """A resolved plugin name: the plugin, the name it was found under, and its parameter."""
+
+    plugin: T
+    name: str
+    param: str | None = None
+
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
+    """The plugins of one kind.
+
+    ``check(obj, name)`` validates (and may convert) a loaded object; it raises
+    :class:`UserError` for an object of the wrong type.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        check: Callable[[Any, str], T] | None = None,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        if kind not in GROUPS:
+            raise ValueError(f"unknown plugin kind {kind!r}")
         self.kind = kind
-        self._items: dict[str, T] = {}
-        self._aliases: dict[str, str] = {}
+        self.group = GROUPS[kind]
+        self._check = check
+        self._aliases = dict(aliases or {})
+        self._loaded: dict[str, T] = {}  # a cache of imports, never a source of plugins
 
-    def register(self, name: str, *aliases: str) -> Callable[[T], T]:
-        def deco(obj: T) -> T:
-            self.add(name, obj, *aliases)
-            return obj
-
-        return deco
-
-    def add(self, name: str, obj: T, *aliases: str) -> None:
-        if name in self._items:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._items[name] = obj
-        for alias in aliases:
-            self._aliases[alias] = name
-
-    def canonical(self, name: str) -> str:
-        name = self._aliases.get(name, name)
-        if name not in self._items:
-            raise UserError(f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}")
-        return name
-
-    def get(self, name: str) -> T:
-        return self._items[self.canonical(name)]
+    @cached_property
+    def _entry_points(self) -> dict[str, EntryPoint]:
+        found: dict[str, EntryPoint] = {}
+        for ep in entry_points(group=self.group):
+            found.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as imports do
+        return found
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        """The registered names (entry points of the group), sorted."""
+        return sorted(self._entry_points)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items or name in self._aliases
+        return isinstance(name, str) and self.canonical_or_none(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+    def canonical_or_none(self, name: str) -> str | None:
+        name = self._aliases.get(name, name)
+        return name if name in self._entry_points else None
+
+    def canonical(self, name: str) -> str:
+        """The registered name for ``name`` (an alias is resolved); UserError if unknown."""
+        found = self.canonical_or_none(name)
+        if found is None:
+            raise UserError(self._unknown(name))
+        return found
+
+    def get(self, name: str) -> T:
+        """The plugin registered as ``name`` (exactly, or through an alias)."""
+        return self._load(self.canonical(name))
+
+    def resolve(self, name: str, *, allow_refs: bool = False) -> Resolved[T]:
+        """``name``, ``family:param`` or (with ``allow_refs``) ``package.module:object``."""
+        exact = self.canonical_or_none(name)
+        if exact is not None:
+            return Resolved(self._load(exact), exact)
+        family, sep, param = name.partition(":")
+        if sep and family in self._entry_points:
+            return Resolved(self._load(family), family, param)
+        if sep and allow_refs:
+            return Resolved(self._import(name), name)
+        raise UserError(self._unknown(name, allow_refs))
+
+    def _unknown(self, name: str, allow_refs: bool = False) -> str:
+        allowed = ", ".join(self.names()) or "none installed"
+        refs = " or package.module:object" if allow_refs else ""
+        return f"unknown {self.kind} {name!r}; allowed: {allowed}{refs}"
+
+    def _load(self, name: str) -> T:
+        if name not in self._loaded:
+            ep = self._entry_points[name]
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise UserError(
+                    f"cannot load {self.kind} {name!r} ({ep.value}): {type(exc).__name__}: {exc}"
+                ) from None
+            self._loaded[name] = self._checked(obj, name)
+        return self._loaded[name]
+
+    def _import(self, ref: str) -> T:
+        mod_name, _, attr = ref.partition(":")
+        if not mod_name or not attr or mod_name.startswith("."):
+            raise UserError(f"{self.kind} {ref!r}: expected package.module:object")
+        try:
+            module = importlib.import_module(mod_name)
+        except Exception as exc:
+            raise UserError(f"cannot import {self.kind} module {mod_name!r}: {exc}") from None
+        try:
+            obj = getattr(module, attr)
+        except AttributeError:
+            raise UserError(f"module {mod_name!r} has no attribute {attr!r}") from None
+        return self._checked(obj, ref)
+
+    def _checked(self, obj: Any, name: str) -> T:
+        return self._check(obj, name) if self._check is not None else obj
+
+
+def subclass_of(base: type) -> Callable[[Any, str], Any]:
+    """A ``check`` for registries whose plugins are subclasses of ``base``."""
+
+    def check(obj: Any, name: str) -> Any:
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise UserError(f"{name!r} is not a {base.__name__} subclass")
+        return obj
+
+    return check

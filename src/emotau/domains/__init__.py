@@ -1,15 +1,16 @@
-"""Domain registry and loader.
+"""Domains: the customer-service worlds an episode runs in, and how they are found by name.
 
-``load_domain(name)`` accepts a registered name (``hotel``), an installed entry point of the
-``emotau.domains`` group, or ``package.module:object`` where the object is a :class:`Domain`
+Domains are plugins of the ``emotau.domains`` entry-point group; the built-in ``hotel``,
+``tau-bench`` and ``tau2`` are declared in emotau's own ``pyproject.toml`` like any other.
+``load_domain(name)`` accepts an entry point's name (``hotel``), a family with its parameter
+(``tau-bench:retail:train``, ``tau2:telecom:small``: the ``tau-bench`` plugin is called with
+``"retail:train"``), or ``package.module:object`` where the object is a :class:`Domain`
 subclass, a factory returning one, or an instance.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from importlib.metadata import entry_points
+from typing import Any
 
 from emotau.core._errors import UserError
 from emotau.core._registry import Registry
@@ -30,66 +31,25 @@ __all__ = [
     "load_domain",
 ]
 
-DOMAINS: Registry[Callable[[], Domain]] = Registry("domain")
+#: entry-point group ``emotau.domains``: a Domain subclass, an instance, or a factory; a family
+#: (``tau-bench``) is a factory called with the rest of the name, and may list its names in a
+#: ``names`` attribute
+DOMAINS: Registry[Any] = Registry("domain")
 
 
-def _hotel() -> Domain:
-    from emotau.domains.hotel import HotelDomain
-
-    return HotelDomain()
-
-
-DOMAINS.add("hotel", _hotel)
-
-
-def _taubench(env_name: str, split: str = "test") -> Callable[[], Domain]:
-    def make() -> Domain:
-        from emotau.domains.taubench import TauBenchDomain
-
-        return TauBenchDomain(env_name, split)
-
-    return make
-
-
-DOMAINS.add("tau-bench:retail", _taubench("retail"))
-DOMAINS.add("tau-bench:retail:train", _taubench("retail", "train"))
-DOMAINS.add("tau-bench:retail:dev", _taubench("retail", "dev"))
-DOMAINS.add("tau-bench:airline", _taubench("airline"))
-
-
-def _tau2(name: str, split: str | None = None) -> Callable[[], Domain]:
-    def make() -> Domain:
-        from emotau.domains.tau2 import Tau2Domain
-
-        return Tau2Domain(name, split)
-
-    return make
-
-
-DOMAINS.add("tau2:mock", _tau2("mock"))
-DOMAINS.add("tau2:airline", _tau2("airline"))
-DOMAINS.add("tau2:retail", _tau2("retail"))
-DOMAINS.add("tau2:telecom", _tau2("telecom"))
-for _name, _split in [
-    ("airline", "train"),
-    ("airline", "test"),
-    ("retail", "train"),
-    ("retail", "test"),
-    ("telecom", "train"),
-    ("telecom", "test"),
-    ("telecom", "small"),
-    ("telecom", "full"),
-]:
-    DOMAINS.add(f"tau2:{_name}:{_split}", _tau2(_name, _split))
-
-
-def _instantiate(obj: object, name: str) -> Domain:
+def _instantiate(obj: object, name: str, param: str | None = None) -> Domain:
     if isinstance(obj, Domain):
+        if param is not None:
+            raise UserError(f"domain {name!r}: {name.split(':')[0]!r} takes no parameter")
         return obj
     if not callable(obj) or (isinstance(obj, type) and not issubclass(obj, Domain)):
         raise UserError(f"domain {name!r} is not a Domain subclass, instance or factory")
+    if param is not None and isinstance(obj, type):
+        raise UserError(f"domain {name!r}: {name.split(':')[0]!r} takes no parameter")
     try:
-        dom = obj()
+        dom = obj() if param is None else obj(param)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(
             f"domain {name!r} could not be built: {type(exc).__name__}: {exc}"
@@ -100,40 +60,18 @@ def _instantiate(obj: object, name: str) -> Domain:
 
 
 def available_domains() -> list[str]:
-    eps = [ep.name for ep in entry_points(group="emotau.domains")]
-    return sorted(set(DOMAINS.names()) | set(eps))
+    """Every domain name the installed plugins offer (families expanded where they say how)."""
+    out: list[str] = []
+    for name in DOMAINS.names():
+        try:
+            names = getattr(DOMAINS.get(name), "names", None)
+        except UserError:
+            names = None
+        out.extend(names or [name])
+    return sorted(out)
 
 
 def load_domain(name: str) -> Domain:
-    """Build a fresh domain instance from a name, an entry point or ``module:object``."""
-    if name in DOMAINS:
-        return DOMAINS.get(name)()
-    for ep in entry_points(group="emotau.domains"):
-        if ep.name == name:
-            try:
-                obj = ep.load()
-            except Exception as exc:
-                raise UserError(f"cannot load domain entry point {name!r}: {exc}") from None
-            return _instantiate(obj, name)
-    if name.startswith("tau2:"):  # any other domain or split the installed tau2 has
-        _, upstream, *rest = name.split(":")
-        if len(rest) > 1 or not upstream:
-            raise UserError(f"domain {name!r}: expected tau2:<domain>[:<split>]")
-        return _tau2(upstream, rest[0] if rest else None)()
-    if ":" in name:
-        mod_name, _, attr = name.partition(":")
-        if not mod_name or not attr or mod_name.startswith("."):
-            raise UserError(f"domain {name!r}: expected package.module:object")
-        try:
-            module = importlib.import_module(mod_name)
-        except Exception as exc:
-            raise UserError(f"cannot import domain module {mod_name!r}: {exc}") from None
-        try:
-            obj = getattr(module, attr)
-        except AttributeError:
-            raise UserError(f"module {mod_name!r} has no attribute {attr!r}") from None
-        return _instantiate(obj, name)
-    raise UserError(
-        f"unknown domain {name!r}; allowed: {', '.join(available_domains())} "
-        "or package.module:object"
-    )
+    """Build a fresh domain instance from a name, a family name or ``module:object``."""
+    found = DOMAINS.resolve(name, allow_refs=True)
+    return _instantiate(found.plugin, name, found.param)

@@ -564,3 +564,22 @@ class Tau2Domain(Domain):
         breakdown["nl_judged"] = nl_judged
         breakdown["upstream_task_id"] = t2task.id
         return RewardResult(reward, breakdown)
+
+
+def domain(param: str | None = None) -> Tau2Domain:
+    """The ``tau2`` domain family: ``tau2:<domain>[:<split>]`` (any domain and split the
+    installed tau2-bench has)."""
+    upstream, _, split = (param or "").partition(":")
+    if not upstream or ":" in split:
+        raise UserError("domain 'tau2' expects tau2:<domain>[:<split>], e.g. tau2:retail:test")
+    return Tau2Domain(upstream, split or None)
+
+
+domain.names = [  # type: ignore[attr-defined]
+    "tau2:mock",
+    "tau2:airline",
+    "tau2:retail",
+    "tau2:telecom",
+    *(f"tau2:{d}:{s}" for d in ("airline", "retail") for s in ("train", "test")),
+    *(f"tau2:telecom:{s}" for s in ("train", "test", "small", "full")),
+]

@@ -287,3 +287,20 @@ class TauBenchDomain(Domain):
             breakdown["outputs"] = outputs
             ok = ok and all(outputs.values())
         return RewardResult(1.0 if ok else 0.0, breakdown)
+
+
+def domain(param: str | None = None) -> TauBenchDomain:
+    """The ``tau-bench`` domain family: ``tau-bench:<env>[:<split>]``."""
+    env_name, _, split = (param or "").partition(":")
+    if not env_name:
+        raise UserError(
+            "domain 'tau-bench' needs an environment: tau-bench:retail or tau-bench:airline"
+        )
+    return TauBenchDomain(env_name, split or "test")
+
+
+domain.names = [  # type: ignore[attr-defined]
+    "tau-bench:" + env + ("" if split == "test" else f":{split}")
+    for env, splits in SPLITS.items()
+    for split in splits
+]

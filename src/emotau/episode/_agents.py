@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
 from emotau.core._errors import InfraError
-from emotau.core._registry import Registry
+from emotau.core._registry import Registry, subclass_of
 
 RESPOND = "respond"
 
@@ -74,7 +74,12 @@ class AgentStrategy(ABC):
     async def act(self) -> AgentTurn: ...
 
 
-AGENT_STRATEGIES: Registry[type[AgentStrategy]] = Registry("agent strategy")
+#: entry-point group ``emotau.agents``
+AGENT_STRATEGIES: Registry[type[AgentStrategy]] = Registry(
+    "agent strategy",
+    check=subclass_of(AgentStrategy),
+    aliases={"tool_calling": "tool-calling", "function-calling": "tool-calling"},
+)
 
 
 def _require_output(response: ChatResponse) -> None:
@@ -110,7 +115,6 @@ RESPOND_TOOL: dict[str, Any] = {
 }
 
 
-@AGENT_STRATEGIES.register("tool-calling", "tool_calling", "function-calling")
 class ToolCallingAgent(AgentStrategy):
     """Native function calls. Under ``tool_choice="required"`` the model must call a tool on
     every turn, so it also gets ``respond`` (talk to the customer): the fix for small models
@@ -259,13 +263,11 @@ class _TextActingAgent(AgentStrategy):
         self.messages.append({"role": "user", "content": f"Observation: {content}"})
 
 
-@AGENT_STRATEGIES.register("react")
 class ReactAgent(_TextActingAgent):
     name = "react"
     with_thought = True
 
 
-@AGENT_STRATEGIES.register("act")
 class ActAgent(_TextActingAgent):
     name = "act"
     with_thought = False

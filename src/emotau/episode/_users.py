@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
 from emotau.core._errors import InfraError, UserSimulatorError
-from emotau.core._registry import Registry
+from emotau.core._registry import Registry, subclass_of
 from emotau.core._types import ToolResult
 
 STOP_GOAL_MET = "###STOP###"
@@ -288,10 +288,12 @@ class UserStrategy(ABC):
         return "\n".join(lines) or "(no messages yet)"
 
 
-USER_STRATEGIES: Registry[type[UserStrategy]] = Registry("user strategy")
+#: entry-point group ``emotau.users``
+USER_STRATEGIES: Registry[type[UserStrategy]] = Registry(
+    "user strategy", check=subclass_of(UserStrategy)
+)
 
 
-@USER_STRATEGIES.register("llm")
 class LLMUser(UserStrategy):
     name = "llm"
 
@@ -320,7 +322,6 @@ def parse_react_message(content: str) -> str:
     return content.strip()
 
 
-@USER_STRATEGIES.register("react")
 class ReactUser(UserStrategy):
     name = "react"
     format = "react"
@@ -352,7 +353,6 @@ def _is_yes(text: str) -> bool:
     return bool(re.match(r"\W*(yes|true|valid|consistent)\b", text.strip(), re.IGNORECASE))
 
 
-@USER_STRATEGIES.register("verify")
 class VerifyUser(UserStrategy):
     name = "verify"
 
@@ -376,7 +376,6 @@ class VerifyUser(UserStrategy):
         return self._accept(content, message, raw)
 
 
-@USER_STRATEGIES.register("reflection")
 class ReflectionUser(VerifyUser):
     name = "reflection"
 

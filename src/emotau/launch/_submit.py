@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from emotau.core._errors import UserError
+from emotau.core._registry import Registry, subclass_of
 
 _SHARD = "\0shard\0"  # placeholder for the shard argument in a job's command
 SUBMIT_DIR = "submit"  # inside the run directory: scripts, logs, jobs.json
@@ -115,12 +116,8 @@ class Scheduler(ABC):
         return set()
 
 
-SCHEDULERS: dict[str, type[Scheduler]] = {}
-
-
-def register(cls: type[Scheduler]) -> type[Scheduler]:
-    SCHEDULERS[cls.name] = cls
-    return cls
+#: entry-point group ``emotau.schedulers``
+SCHEDULERS: Registry[type[Scheduler]] = Registry("scheduler", check=subclass_of(Scheduler))
 
 
 # --------------------------------------------------------------------------- planning
@@ -223,7 +220,6 @@ def unfinished_shards(run_dir: Path, array: int) -> list[int]:
 
 
 # --------------------------------------------------------------------------- Slurm
-@register
 class SlurmScheduler(Scheduler):
     """sbatch job arrays; one array task per shard."""
 
@@ -344,7 +340,6 @@ def _slurm(argv: list[str], what: str, timeout: float = 120) -> str:
 
 
 # --------------------------------------------------------------------------- Ray
-@register
 class RayScheduler(Scheduler):
     """One Ray task per shard on an existing cluster (``address``) or a local one; waits."""
 

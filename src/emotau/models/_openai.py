@@ -298,3 +298,10 @@ class OpenAIClient(ModelClient):
             cost = (p * self.config.price["input"] + c * self.config.price["output"]) / 1e6
         synthetic = raw.get("system_fingerprint") == SYNTHETIC_FINGERPRINT
         return ChatResponse(content, calls, reasoning, p, c, 0.0, cost, synthetic=synthetic)
+
+
+def provider(
+    role: str, config: ModelConfig, domain: Any, settings: ClientSettings | None
+) -> ModelClient:
+    """The ``openai`` model provider: any OpenAI-compatible endpoint."""
+    return OpenAIClient(role, config, settings)

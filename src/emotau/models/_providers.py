@@ -17,38 +17,17 @@ from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, RetryBudge
 from emotau.core._registry import Registry
 
 if TYPE_CHECKING:
-    from emotau.domains._base import Domain
     from emotau.models._config import ModelConfig
     from emotau.models._openai import ClientSettings
 
 
-#: provider name -> factory(role, config, domain, settings) -> ModelClient
-ClientFactory = Callable[[str, "ModelConfig", "Domain", "ClientSettings | None"], ModelClient]
+#: provider name -> factory(role, config, domain, settings) -> ModelClient; ``domain`` is the
+#: run's :class:`emotau.domains.Domain` (the scripted models read its tasks)
+ClientFactory = Callable[[str, "ModelConfig", Any, "ClientSettings | None"], ModelClient]
 
 
+#: entry-point group ``emotau.providers``
 PROVIDERS: Registry[ClientFactory] = Registry("model provider")
-
-
-def _scripted(
-    role: str, config: ModelConfig, domain: Domain, settings: ClientSettings | None
-) -> ModelClient:
-    from emotau.scripted._models import scripted_client
-
-    return scripted_client(role, config, domain)
-
-
-def _openai(
-    role: str, config: ModelConfig, domain: Domain, settings: ClientSettings | None
-) -> ModelClient:
-    from emotau.models._openai import OpenAIClient
-
-    return OpenAIClient(role, config, settings)
-
-
-PROVIDERS.add("scripted", _scripted)
-
-
-PROVIDERS.add("openai", _openai)
 
 
 def provider_for(config: ModelConfig) -> str:
@@ -64,7 +43,7 @@ def provider_for(config: ModelConfig) -> str:
 
 
 def create_client(
-    role: str, config: ModelConfig, domain: Domain, settings: ClientSettings | None = None
+    role: str, config: ModelConfig, domain: Any, settings: ClientSettings | None = None
 ) -> ModelClient:
     return PROVIDERS.get(provider_for(config))(role, config, domain, settings)
 

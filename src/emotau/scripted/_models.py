@@ -432,3 +432,8 @@ def scripted_client(role: str, config: Any, domain: Domain) -> ModelClient:
     if role == "judge":
         return ScriptedJudge(options)
     raise ValueError(f"no scripted model for role {role!r}")
+
+
+def provider(role: str, config: Any, domain: Domain, settings: Any) -> ModelClient:
+    """The ``scripted`` model provider: the offline models, in process."""
+    return scripted_client(role, config, domain)
