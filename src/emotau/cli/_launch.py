@@ -72,80 +72,40 @@ def _endpoint_args(opts: dict[str, Any]) -> list[str]:
 
 def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) -> None:
     from emotau.core._errors import UserError
-    from emotau.launch._submit import (
-        SCHEDULERS,
-        ServeOptions,
-        SubmitPlan,
-        check_array,
-        check_serve,
-        load_jobs,
-        node_local_warning,
-        unfinished_shards,
-    )
-    from emotau.results._reader import Run
-    from emotau.runner._experiment import prepare
-    from emotau.runner._runner import open_run_dir, spec_of_run
+    from emotau.launch._plan import plan_submission
+    from emotau.launch._submit import ServeOptions
 
     given = [n for n in _IDENTITY_FLAGS if opts.get(n) not in (None, ())]
     if opts["run_dir"] and (given or opts.get("variants_file")):
         flags = ", ".join(f"--{n.replace('_', '-')}" for n in given or ["variants_file"])
         raise UserError(f"--run-dir uses the run's frozen spec: drop {flags}")
-    run = Run.open(opts["run_dir"]) if opts["run_dir"] else None
-    exp = prepare(spec_of_run(run.path) if run else spec_from_options(opts))
     serve = ServeOptions(
         opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
         opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
         opts["serve_max_model_len"],
     )  # fmt: skip
-    if not serve.any and any(
-        opts[k] is not None for k in ("vllm_command", "serve_extra_args", "serve_tool_call_parser")
-    ):
-        raise UserError("--vllm-command and the --serve-* options need --serve-agent/--serve-user")
-    check_serve(exp.spec, serve)
-    grid = sum(1 for _ in exp.grid())
-    run_path = run.path if run else exp.spec.run_dir
-    previous = [j for j in load_jobs(run_path) if isinstance(j.get("array"), int)]
-    last = previous[-1]["array"] if previous else None
-    array = opts["array"] if opts["array"] is not None else last
-    if array is None:
-        raise UserError("--array N is required (how many shards, one job each)")
-    if opts["resubmit_failed"] and last is not None and array != last:
-        raise UserError(
-            f"--resubmit-failed resubmits shards of the last submission's split ({last}); "
-            f"--array {array} would overlap its shards"
-        )
-    warnings = check_array(array, grid)  # before the run directory is created
-    backend = SCHEDULERS.get(scheduler)()
-    active = backend.active_shards(run_path) if previous and not opts["dry_run"] else set()
-    if active and not opts["resubmit_failed"]:
-        raise UserError(
-            f"{len(active)} job(s) of this run are still queued or running: wait for them, or "
-            "use --resubmit-failed (which leaves them alone)"
-        )
-    if run is None:
-        exp, run = open_run_dir(exp)
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
-    if (w := node_local_warning(run.path)) and scheduler == "slurm":
-        click.echo(f"warning: {w}", err=True)
-    shards = list(range(array))
-    if opts["resubmit_failed"]:
-        todo = unfinished_shards(run.path, array)
-        shards = [i for i in todo if i not in active]
-        if active & set(todo):
-            click.echo(
-                f"shards still queued or running, not resubmitted: "
-                f"{', '.join(map(str, sorted(active & set(todo))))}",
-                err=True,
-            )
-        if not shards:
-            click.echo(f"nothing to resubmit: every shard of {array} has finished or is active")
-            return
-    plan = SubmitPlan(
-        run.path.resolve(), array, shards, sched_opts, serve, name=f"emotau-{run.path.name}",
+    planned = plan_submission(
+        scheduler,
+        None if opts["run_dir"] else spec_from_options(opts),
+        run_dir=opts["run_dir"] or None,
+        array=opts["array"],
+        resubmit_failed=opts["resubmit_failed"],
+        dry_run=opts["dry_run"],
+        serve=serve,
+        options=sched_opts,
         endpoint_args=_endpoint_args(opts),
-    )  # fmt: skip
-    sub = backend.submit(plan, dry_run=opts["dry_run"])
+        on_warning=lambda w: click.echo(f"warning: {w}", err=True),
+    )
+    if planned.still_active:
+        click.echo(
+            "shards still queued or running, not resubmitted: "
+            f"{', '.join(map(str, planned.still_active))}",
+            err=True,
+        )
+    if planned.plan is None:
+        click.echo(f"nothing to resubmit: every shard of {planned.array} has finished or is active")
+        return
+    sub = planned.submit(dry_run=opts["dry_run"])
     if opts["dry_run"] and sub.script is not None:
         click.echo(sub.script.read_text(), nl=False)
     click.echo(sub.message)
