@@ -460,7 +460,7 @@ def _job_tag() -> str:
 def _vllm(*, model: str, role: str, gpus: str | None, share: bool, serve: ServeOptions,
           log_file: Path, start: bool = True) -> Any:  # fmt: skip
     """The job's vLLM server for ``role`` (``start=False``: built only, to check options)."""
-    from emotau.serving._vllm import VLLMServer
+    from emotau.serving import VLLMServer
 
     srv = VLLMServer(
         model,
