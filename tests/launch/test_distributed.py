@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emotau.launch._submit import check_array, compress, node_local_warning
+from emotau.launch import check_array, compress, node_local_warning, plan_submission
 from emotau.results._monitor import run_status
 from helpers import all_lines, emotau, popen
 
@@ -280,7 +280,6 @@ def test_resubmit_failed_with_nothing_left(tmp_path, single) -> None:
 def test_plan_submission_from_python(tmp_path, single) -> None:
     """What `emotau submit` plans, from the Python API: shards, warnings, the frozen run."""
     from emotau.core._errors import UserError
-    from emotau.launch._plan import plan_submission
     from emotau.spec._spec import build_spec
 
     spec = build_spec(

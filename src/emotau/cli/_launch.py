@@ -72,8 +72,7 @@ def _endpoint_args(opts: dict[str, Any]) -> list[str]:
 
 def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) -> None:
     from emotau.core._errors import UserError
-    from emotau.launch._plan import plan_submission
-    from emotau.launch._submit import ServeOptions
+    from emotau.launch import ServeOptions, plan_submission
 
     given = [n for n in _IDENTITY_FLAGS if opts.get(n) not in (None, ())]
     if opts["run_dir"] and (given or opts.get("variants_file")):

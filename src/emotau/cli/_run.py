@@ -202,7 +202,7 @@ def summary(run_dir: str, fmt: str) -> None:
 @click.option("--no-preflight", is_flag=True)
 def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     """One job of `emotau submit`: optional vLLM servers, then `resume --shard`."""
-    from emotau.launch._submit import ServeOptions, run_shard_task
+    from emotau.launch import ServeOptions, run_shard_task
     from emotau.runner._experiment import Shard
     from emotau.runner._progress import make_progress
 

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotau.core._errors import UserError
-from emotau.launch._submit import (
+from emotau.launch._base import (
     SCHEDULERS,
     Scheduler,
     ServeOptions,
     SubmitPlan,
     check_array,
-    check_serve,
     load_jobs,
     node_local_warning,
     unfinished_shards,
 )
+from emotau.launch._job import check_serve
 
 if TYPE_CHECKING:
     from emotau.spec._spec import RunSpec
