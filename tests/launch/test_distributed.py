@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emotau.launch._submit import check_array, compress, node_local_warning
+from emotau.launch import check_array, compress, node_local_warning, plan_submission
 from emotau.results._monitor import run_status
 from helpers import all_lines, emotau, popen
 
@@ -275,6 +275,38 @@ def test_resubmit_failed_with_nothing_left(tmp_path, single) -> None:
     r = emotau("submit", "slurm", "--run-dir", str(target), "--array", "3", "--resubmit-failed")
     assert r.returncode == 0, r.stderr
     assert "nothing to resubmit" in r.stdout
+
+
+def test_plan_submission_from_python(tmp_path, single) -> None:
+    """What `emotau submit` plans, from the Python API: shards, warnings, the frozen run."""
+    from emotau.core._errors import UserError
+    from emotau.spec._spec import build_spec
+
+    spec = build_spec(
+        {"out": str(tmp_path), "experiment_name": "py", "tasks": 4, "num_trials": 2,
+         "variants": ["control", "anger", "confusion"]}
+    )  # fmt: skip
+    seen: list[str] = []
+    planned = plan_submission(
+        "slurm", spec, array=20, options={"partition": "gpu"}, on_warning=seen.append
+    )
+    assert planned.plan is not None and planned.scheduler.name == "slurm"
+    assert planned.plan.shards == list(range(20)) and planned.plan.array == 20
+    assert planned.plan.run_dir == (tmp_path / "py").resolve()
+    assert planned.plan.options == {"partition": "gpu"} and planned.plan.name == "emotau-py"
+    assert (tmp_path / "py" / "spec.json").is_file()  # frozen before anything is submitted
+    assert seen == planned.warnings and "job start-up will dominate" in seen[0]
+    with pytest.raises(UserError, match="--array N is required"):
+        plan_submission("ray", run_dir=tmp_path / "py")
+    with pytest.raises(ValueError, match="exactly one"):
+        plan_submission("ray", spec, run_dir=tmp_path / "py", array=2)
+    # a finished run: resubmitting what failed plans nothing
+    done = tmp_path / "done"
+    shutil.copytree(single, done)
+    nothing = plan_submission("slurm", run_dir=done, array=3, resubmit_failed=True)
+    assert nothing.plan is None and nothing.still_active == [] and nothing.array == 3
+    with pytest.raises(UserError, match="nothing to submit"):
+        nothing.submit()
 
 
 # ------------------------------------------------------------------ Ray

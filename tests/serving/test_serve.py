@@ -1,4 +1,4 @@
-"""``emotau serve`` / :class:`emotau.serve.VLLMServer` against a stand-in vLLM (tests/fake_vllm.py).
+"""``emotau serve`` / :class:`emotau.serving.VLLMServer` against a stand-in vLLM (fake_vllm.py).
 
 Real processes and real HTTP on 127.0.0.1; nothing is mocked.
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from emotau.cli._serving import serve_command
 from emotau.core._errors import UserError
-from emotau.serving._vllm import (
+from emotau.serving import (
     FAMILIES,
     REASONING_PARSERS,
     TOOL_CALL_PARSERS,
@@ -29,7 +30,6 @@ from emotau.serving._vllm import (
     find_family,
     port_in_use,
     resolve_tool_flags,
-    serve_command,
 )
 from helpers import env as helper_env
 
@@ -430,17 +430,13 @@ def test_cli_user_mistakes_raise_user_error() -> None:
     assert isinstance(r.exception, UserError) and "emotau[vllm]" in str(r.exception)
 
 
-# The CLI registers serve_command with cli.add_command; this program does the same so that the
-# real `emotau` entry point (error handling, exit status) is exercised.
-CLI_WITH_SERVE = (
-    "import sys; from emotau.cli import cli, main; from emotau.serving._vllm import serve_command; "
-    "cli.add_command(serve_command); main(sys.argv[1:])"
-)
+# The real `emotau` entry point (error handling, exit status), as `python -m emotau`.
+EMOTAU = [sys.executable, "-m", "emotau"]
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", CLI_WITH_SERVE, *args],
+        [*EMOTAU, *args],
         capture_output=True,
         text=True,
         env=helper_env(),
@@ -452,9 +448,7 @@ def cli_serve_argv(*args: str) -> list[str]:
     """`emotau serve Qwen/Qwen3-8B ARGS` with the stand-in vLLM."""
     fake = f"{sys.executable} {FAKE} serve"
     return [
-        sys.executable,
-        "-c",
-        CLI_WITH_SERVE,
+        *EMOTAU,
         "serve",
         "Qwen/Qwen3-8B",
         *args,
@@ -531,8 +525,7 @@ def test_cli_serves_until_signal_then_stops(tmp_path, sig) -> None:
 def test_registered_cli_dry_run() -> None:
     from emotau.cli import cli
 
-    if "serve" not in cli.commands:
-        pytest.skip("serve_command is not registered in emotau.cli yet")
+    assert cli.commands["serve"] is serve_command
     r = subprocess.run(
         [sys.executable, "-m", "emotau", "serve", "Qwen/Qwen3-8B", "--dry-run"],
         capture_output=True,

@@ -1,0 +1,64 @@
+"""The `emotau` command group and its entry point, :func:`main`.
+
+User mistakes print one line, ``emotau: error: ...``, and exit with status 2; an endpoint
+that stays down prints ``emotau: infrastructure error: ...`` and exits with status 3.
+Each command lives in the module of its group; they import their heavy dependencies
+only when they run, so that ``emotau --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from emotau.cli._analysis import analyze, compare
+from emotau.cli._common import _fail
+from emotau.cli._launch import collect, status, submit
+from emotau.cli._run import resume, run, shard_task, summary
+from emotau.cli._serving import doctor, mock_server, serve_command
+from emotau.cli._variants import variants
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    invoke_without_command=True,
+    commands=[
+        *(run, resume, summary, shard_task),  # _run
+        *(submit, status, collect),  # _launch
+        *(analyze, compare),  # _analysis
+        variants,  # _variants
+        *(doctor, mock_server, serve_command),  # _serving
+    ],
+)
+@click.version_option(package_name="emotau", prog_name="emotau")
+def cli() -> None:
+    """Stress-test conversational agents with emotional simulated users.
+
+    Quick start: `emotau run` (built-in hotel domain, scripted models, every variant),
+    then `emotau summary runs/demo`.
+    """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def main(argv: list[str] | None = None) -> None:
+    from emotau.core._errors import InfraError, UserError
+
+    try:
+        rc = cli.main(args=argv, prog_name="emotau", standalone_mode=False)
+    except UserError as exc:
+        _fail(str(exc))
+    except InfraError as exc:  # an endpoint that stays down: say so, no traceback
+        click.echo(f"emotau: infrastructure error: {exc}", err=True)
+        sys.exit(3)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}")
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except click.Abort:
+        click.echo("emotau: aborted", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,220 @@
+"""`emotau run`, `resume`, `summary`, and the hidden `shard-task` that a job of
+`emotau submit` runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from emotau.cli._common import (
+    _console,
+    endpoint_overrides,
+    execution_options,
+    spec_from_options,
+    spec_options,
+)
+
+
+@click.command()
+@spec_options
+@execution_options
+@click.option(
+    "--new-run", is_flag=True, help="If the spec changed, start <name>-2 instead of stopping."
+)
+@click.option(
+    "--plan",
+    is_flag=True,
+    help="Print the design and its minimum detectable effect, then stop (runs nothing).",
+)
+def run(**opts: Any) -> None:
+    """Run or resume an experiment, then print its summary."""
+    from emotau.runner._experiment import Shard
+    from emotau.runner._progress import make_progress
+    from emotau.runner._runner import run_experiment
+
+    spec = spec_from_options(opts)
+    if opts["plan"]:
+        _plan(spec, opts["new_run"])
+        return
+    shard = Shard.parse(opts["shard"])
+    mode = "none" if opts["quiet"] else opts["progress"]
+    _finish(
+        lambda: run_experiment(spec, shard, opts["new_run"], make_progress(mode), opts["workers"]),
+        opts["quiet"],
+    )
+
+
+def _plan(spec: Any, new_run: bool) -> None:
+    """`run --plan`: the grid and the effect it can detect, before paying for it."""
+    from rich.table import Table
+
+    from emotau.analysis.stats import DEFAULT_ICC, mde_table
+    from emotau.core._errors import SpecChangedError
+    from emotau.results._store import RunStore
+    from emotau.runner._experiment import prepare
+    from emotau.spec._spec import diff_identity
+
+    exp = prepare(spec)
+    old = RunStore(spec.run_dir).read_frozen() if spec.run_dir.is_dir() else None
+    if old is not None and old["hash"] != exp.resolved.hash and not new_run:
+        diffs = diff_identity(old["identity"], exp.resolved.identity)
+        raise SpecChangedError(  # what `run` itself would say
+            f"run {str(spec.run_dir)!r} was started with a different spec: "
+            f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run beside "
+            "it, or another --experiment-name"
+        )
+    tasks, arms = len(exp.resolved.task_ids), len(exp.selections)
+    trials = spec.num_trials
+    click.echo(
+        f"plan: domain {spec.domain}, {tasks} tasks x {arms} arms x {trials} trials = "
+        f"{tasks * arms * trials} episodes ({tasks * trials} per arm); nothing is run."
+    )
+    comparisons = max(1, arms - 1)
+    grid = sorted({1, 2, 3, 5, 10, trials})
+    against = "control" if "control" in exp.selections else "the reference arm"
+    table = Table(
+        title=f"Minimum detectable difference from {against}, in points (80% power, paired; "
+        f"alpha 0.05 / {comparisons} comparisons, the Holm worst case; "
+        f"intra-task correlation {DEFAULT_ICC} assumed)"
+    )
+    table.add_column(f"{against} success")
+    for t in grid:
+        table.add_column(
+            f"{t} trial{'s' if t > 1 else ''}" + (" (this run)" if t == trials else "")
+        )
+    mde = mde_table(tasks, grid, comparisons=comparisons)
+    for base, row in mde.iterrows():
+        table.add_row(f"{100 * base:.0f}%", *(f"{v:.1f}" for v in row.to_numpy()))
+    _console().print(table)
+    click.echo(
+        "A true difference smaller than this is likely to be missed; add tasks or trials "
+        "(the cheapest fix is usually more tasks)."
+    )
+
+
+def _finish(go: Any, quiet: bool) -> None:
+    """Run, then report what happened (shared by `run` and `resume`)."""
+    from emotau.results._summary import render_table
+
+    try:
+        result = go()
+    except KeyboardInterrupt:
+        click.echo(
+            "emotau: interrupted; finished episodes are saved. Run the same command to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    stats = result.stats
+    click.echo(
+        f"run {result.path}: {stats.get('finished', 0)} episodes run now, "
+        f"{stats.get('already_finished', 0)} already finished, "
+        f"{stats.get('infra_errors', 0)} infrastructure errors (retried on resume)"
+        + (
+            f", repaired a truncated last line ({stats['repaired_bytes']} bytes)"
+            if stats.get("repaired_bytes")
+            else ""
+        ),
+        err=True,
+    )
+    summary = result.summary()
+    if summary["synthetic"]:
+        click.echo("note: scripted models were used; these results are SYNTHETIC", err=True)
+    if not quiet:
+        _console().print(render_table(summary, title=f"{result.path}"))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path())
+@execution_options
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 100_000),
+    help="Episodes in flight, in total over the workers [the run's own].",
+)
+@click.option("--base-url", help="New base URL for all three roles.")
+@click.option("--agent-base-url", help="New base URL of the agent's server.")
+@click.option("--user-base-url", help="New base URL of the user simulator's server.")
+@click.option("--judge-base-url", help="New base URL of the judge's server.")
+@click.option("--api-key-env", help="Name of the environment variable holding the API key.")
+@click.option("--spec-file", type=click.Path(dir_okay=False), hidden=True)
+def resume(run_dir: str, **opts: Any) -> None:
+    """Continue RUN_DIR from its own frozen spec (no config needed).
+
+    Endpoint flags move the run to other servers; what the run measures cannot change.
+    """
+    from emotau.runner._experiment import Shard
+    from emotau.runner._progress import make_progress
+    from emotau.runner._runner import resume as resume_run
+
+    overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
+    mode = "none" if opts["quiet"] else opts["progress"]
+    _finish(
+        lambda: resume_run(
+            run_dir,
+            Shard.parse(opts["shard"]),
+            make_progress(mode),
+            opts["workers"],
+            overrides,
+            opts["spec_file"],
+        ),
+        opts["quiet"],
+    )
+
+
+# ------------------------------------------------------------------------------- summary
+@click.command()
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def summary(run_dir: str, fmt: str) -> None:
+    """Per-variant table: episodes, success, reward, pass^k, errors, turns."""
+    from emotau.results._reader import Run
+
+    data = Run.open(run_dir).summary()
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    from emotau.results._summary import render_table
+
+    _console().print(render_table(data, title=run_dir))
+
+
+@click.command("shard-task", hidden=True)
+@click.argument("run_dir", type=click.Path())
+@click.option("--shard", required=True)
+@click.option("--serve-agent", is_flag=True)
+@click.option("--serve-user", is_flag=True)
+@click.option("--vllm-command")
+@click.option("--serve-extra-args")
+@click.option("--serve-timeout", type=float, default=1800.0)
+@click.option("--serve-tool-call-parser")
+@click.option("--serve-max-model-len", type=int)
+@click.option("--base-url")
+@click.option("--agent-base-url")
+@click.option("--user-base-url")
+@click.option("--judge-base-url")
+@click.option("--api-key-env")
+@click.option("--max-concurrency", type=click.IntRange(1, 100_000))
+@click.option("--no-preflight", is_flag=True)
+def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
+    """One job of `emotau submit`: optional vLLM servers, then `resume --shard`."""
+    from emotau.launch import ServeOptions, run_shard_task
+    from emotau.runner._experiment import Shard
+    from emotau.runner._progress import make_progress
+
+    serve = ServeOptions(
+        opts["serve_agent"], opts["serve_user"], opts["vllm_command"],
+        opts["serve_extra_args"], opts["serve_timeout"], opts["serve_tool_call_parser"],
+        opts["serve_max_model_len"],
+    )  # fmt: skip
+    overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
+    _finish(
+        lambda: run_shard_task(
+            run_dir, Shard.parse(shard), serve, make_progress("log"), overrides=overrides
+        ),
+        quiet=True,
+    )
