@@ -22,10 +22,9 @@ PLUGIN = '''
     import subprocess
     from pathlib import Path
 
-    from emotau.core._chat import ModelClient
-    from emotau.episode._agents import ToolCallingAgent
-    from emotau.episode._users import LLMUser
-    from emotau.launch._submit import Scheduler, Submission, record_submission
+    from emotau.core import ModelClient
+    from emotau.episode import LLMUser, ToolCallingAgent
+    from emotau.launch import Scheduler, Submission, record_submission
     from emotau.scripted._models import provider as scripted_provider
     from toydomain import ToyDomain
 
