@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import subprocess
 import sys
+import textwrap
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +23,58 @@ def env() -> dict[str, str]:
 
 
 def emotau(
-    *args: str, cwd: Path | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    environ: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
+    """``python -m emotau ARGS`` in a subprocess (``environ``: e.g. :func:`install_plugin`'s)."""
     return subprocess.run(
         [sys.executable, "-m", "emotau", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env(),
+        env=dict(environ) if environ is not None else env(),
         timeout=timeout,
     )
+
+
+def plugin_site(tmp_path: Path) -> Path:
+    """The folder :func:`install_plugin` installs into (put it on ``sys.path`` in process)."""
+    return tmp_path / "site"
+
+
+def install_plugin(
+    tmp_path: Path,
+    dist_name: str,
+    entry_points: Mapping[str, Mapping[str, str]],
+    files: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Install a plugin distribution the way pip would, without pip.
+
+    Writes ``<dist>-0.0.dist-info/`` (METADATA and entry_points.txt, ``{group: {name:
+    "module:object"}}``) and ``files`` (relative path -> source text, dedented) into
+    :func:`plugin_site`. Several calls with the same ``tmp_path`` install several plugins.
+    Returns an environment for subprocesses with the site (and tests/) on ``PYTHONPATH``.
+    """
+    site = plugin_site(tmp_path)
+    info = site / f"{dist_name.replace('-', '_')}-0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.0\n")
+    lines = []
+    for group, names in entry_points.items():
+        lines.append(f"[{group}]")
+        lines.extend(f"{name} = {ref}" for name, ref in names.items())
+        lines.append("")
+    (info / "entry_points.txt").write_text("\n".join(lines))
+    for rel, text in (files or {}).items():
+        path = site / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    importlib.invalidate_caches()
+    e = env()
+    e["PYTHONPATH"] = os.pathsep.join([str(site), e["PYTHONPATH"]])
+    return e
 
 
 def popen(*args: str, cwd: Path | None = None) -> subprocess.Popen:

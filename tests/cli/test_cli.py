@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import emotau
+from helpers import emotau, install_plugin
 
 TOY = "toydomain:ToyDomain"
 
@@ -201,39 +201,13 @@ def test_changed_spec_refused_then_new_run(tmp_path) -> None:
 
 def test_domain_from_entry_point(tmp_path) -> None:
     """A third-party package registers a domain through the `emotau.domains` entry point group."""
-    site = tmp_path / "site"
-    dist = site / "toyplugin-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[emotau.domains]\ntoy-bank = toydomain:ToyDomain\n")
-    import os
-
-    from helpers import TESTS
-
-    env_path = os.pathsep.join([str(site), str(TESTS)])
-    import subprocess
-    import sys
-
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emotau",
-            "run",
-            "--domain",
-            "toy-bank",
-            "--out",
-            str(tmp_path),
-            "--num-trials",
-            "1",
-            "--variants",
-            "control",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": env_path},
+    environ = install_plugin(
+        tmp_path, "toyplugin", {"emotau.domains": {"toy-bank": "toydomain:ToyDomain"}}
     )
+    r = emotau(
+        "run", "--domain", "toy-bank", "--out", str(tmp_path), "--num-trials", "1",
+        "--variants", "control", "--quiet", environ=environ,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     frozen = json.loads((tmp_path / "demo" / "spec.json").read_text())
     assert frozen["identity"]["domain"] == "toy" and frozen["identity"]["task_ids"] == [0, 1, 2]

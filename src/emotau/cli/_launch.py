@@ -8,12 +8,60 @@ from typing import Any
 
 import click
 
-from emotau.cli._common import _console, spec_from_options, spec_options
+from emotau.cli._common import _console, _fail, spec_from_options, spec_options
 
 
-@click.group()
+class _SchedulerGroup(click.Group):
+    """`submit slurm` and `submit ray` have their own flags; any other installed scheduler
+    (an `emotau.schedulers` entry point) is a subcommand with the shared flags and --option."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from emotau.launch import SCHEDULERS
+
+        return sorted(set(self.commands) | set(SCHEDULERS.names()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from emotau.launch import SCHEDULERS
+
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        name = SCHEDULERS.canonical_or_none(cmd_name)
+        return None if name is None else _plugin_submit_command(name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        from emotau.launch import SCHEDULERS
+
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            SCHEDULERS.canonical(args[0])  # UserError: unknown scheduler ...; allowed: ...
+        return super().resolve_command(ctx, args)
+
+
+def _plugin_submit_command(name: str) -> click.Command:
+    @submit_options
+    @click.option(
+        "--option", "-o", "sched_option", multiple=True, metavar="KEY=VALUE",
+        help="A scheduler option (a string), handed to the scheduler in SubmitPlan.options.",
+    )  # fmt: skip
+    def command(**opts: Any) -> None:
+        sched: dict[str, Any] = {}
+        for item in opts.pop("sched_option"):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                _fail(f"--option must be KEY=VALUE, got {item!r}")
+            sched[key.strip()] = value
+        _submit(name, opts, sched)
+
+    return click.command(
+        name, help=f"Submit the run's shards through the installed {name!r} scheduler."
+    )(command)
+
+
+@click.group(cls=_SchedulerGroup)
 def submit() -> None:
-    """Spread a run's shards over Slurm job arrays or Ray (one run directory in the end)."""
+    """Spread a run's shards over Slurm job arrays, Ray or an installed scheduler plugin (one
+    run directory in the end)."""
 
 
 def submit_options(fn: Any) -> Any:

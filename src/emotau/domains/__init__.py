@@ -51,8 +51,9 @@ def _instantiate(obj: object, name: str, param: str | None = None) -> Domain:
     except UserError:
         raise
     except Exception as exc:
+        text = " ".join(str(exc).split())
         raise UserError(
-            f"domain {name!r} could not be built: {type(exc).__name__}: {exc}"
+            f"domain {name!r} could not be built: {type(exc).__name__}: {text}"
         ) from None
     if not isinstance(dom, Domain):
         raise UserError(f"domain {name!r} is not a Domain subclass, instance or factory")

@@ -74,10 +74,11 @@ class AgentStrategy(ABC):
     async def act(self) -> AgentTurn: ...
 
 
-#: entry-point group ``emotau.agents``
+#: entry-point group ``emotau.agents``: AgentStrategy subclasses whose ``name`` is their entry
+#: point's name
 AGENT_STRATEGIES: Registry[type[AgentStrategy]] = Registry(
     "agent strategy",
-    check=subclass_of(AgentStrategy),
+    check=subclass_of(AgentStrategy, named=True),
     aliases={"tool_calling": "tool-calling", "function-calling": "tool-calling"},
 )
 

@@ -288,9 +288,10 @@ class UserStrategy(ABC):
         return "\n".join(lines) or "(no messages yet)"
 
 
-#: entry-point group ``emotau.users``
+#: entry-point group ``emotau.users``: UserStrategy subclasses whose ``name`` is their entry
+#: point's name
 USER_STRATEGIES: Registry[type[UserStrategy]] = Registry(
-    "user strategy", check=subclass_of(UserStrategy)
+    "user strategy", check=subclass_of(UserStrategy, named=True)
 )
 
 

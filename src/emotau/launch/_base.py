@@ -106,8 +106,11 @@ class Scheduler(ABC):
         return set()
 
 
-#: entry-point group ``emotau.schedulers``
-SCHEDULERS: Registry[type[Scheduler]] = Registry("scheduler", check=subclass_of(Scheduler))
+#: entry-point group ``emotau.schedulers``: Scheduler subclasses whose ``name`` is their entry
+#: point's name (``emotau submit NAME``)
+SCHEDULERS: Registry[type[Scheduler]] = Registry(
+    "scheduler", check=subclass_of(Scheduler, named=True)
+)
 
 
 # --------------------------------------------------------------------------- planning

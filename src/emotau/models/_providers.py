@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, RetryBudget
-from emotau.core._registry import Registry
+from emotau.core._registry import Registry, a_callable
 
 if TYPE_CHECKING:
     from emotau.models._config import ModelConfig
@@ -27,7 +27,7 @@ ClientFactory = Callable[[str, "ModelConfig", Any, "ClientSettings | None"], Mod
 
 
 #: entry-point group ``emotau.providers``
-PROVIDERS: Registry[ClientFactory] = Registry("model provider")
+PROVIDERS: Registry[ClientFactory] = Registry("model provider", check=a_callable)
 
 
 def provider_for(config: ModelConfig) -> str:

@@ -77,7 +77,9 @@ class RoleReport:
 
 
 def _http_roles(exp: Experiment) -> list[tuple[str, ModelConfig]]:
-    return [(r, c) for r, c in exp.roles() if provider_for(c) != "scripted"]
+    """The roles served by the ``openai`` provider: the only ones these checks know how to
+    probe (a plugin provider's client is its own business)."""
+    return [(r, c) for r, c in exp.roles() if provider_for(c) == "openai"]
 
 
 async def _list_models(client: Any) -> list[str]:
