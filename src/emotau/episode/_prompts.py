@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from emotau.core._types import Task
 from emotau.domains._base import Domain
-from emotau.episode import _agents, _users
-from emotau.episode._users import UserStrategy, base_user_prompt
+from emotau.episode._agents import agent_prompt_templates
+from emotau.episode._users import UserStrategy, base_user_prompt, user_prompt_templates
 from emotau.episode._variants import VariantSelection
 
 
@@ -51,11 +51,4 @@ def build_user_prompt(
 def prompt_texts() -> list[str]:
     """emotau's own prompt templates (user simulator, then text-acting agents), in a fixed
     order: what a run's ``prompts`` digest hashes."""
-    return [
-        _users.CHAT_OPENER,
-        _users._BASE_PROMPT,
-        _users._REACT_FORMAT,
-        _users._VERIFY_PROMPT,
-        _users._REFLECT_PROMPT,
-        _agents._TEXT_FORMAT,
-    ]
+    return [*user_prompt_templates(), *agent_prompt_templates()]

@@ -115,6 +115,11 @@ In one or two sentences explain what is wrong, then write a corrected message on
 starts with `Message:`."""
 
 
+def user_prompt_templates() -> list[str]:
+    """emotau's own user-simulator prompt templates, in a fixed order."""
+    return [CHAT_OPENER, _BASE_PROMPT, _REACT_FORMAT, _VERIFY_PROMPT, _REFLECT_PROMPT]
+
+
 def base_user_prompt(instruction: str) -> str:
     """emotau's own control prompt for a customer with this goal."""
     return _BASE_PROMPT.format(
