@@ -3,8 +3,10 @@
 Built on ``tenacity``: exponential backoff with full jitter (a wait drawn uniformly from
 ``[0, min(max_delay, base_delay * 2 ** (attempt - 1))]``), at most ``max_attempts`` attempts,
 and, for an episode's calls, one retry taken from the episode's :class:`RetryBudget` before
-each wait. Every retry is logged at INFO on ``emotau.models`` with where and why, every give-up
-at WARNING; the caller passes a ``where`` and a ``reason`` that are already redacted.
+each wait. Every retry and every give-up is logged at INFO on ``emotau.models`` with where
+and why (the caller passes a ``where`` and a ``reason`` that are already redacted); what a
+give-up costs is the caller's to report (an episode's infrastructure error, a refused
+preflight).
 """
 
 from __future__ import annotations
@@ -95,6 +97,6 @@ async def call_with_retries(
         why = reason(exc) or type(exc).__name__
         n = last.attempt_number
         exhausted = RetriesExhausted(why, n, budget_spent=n < policy.max_attempts)
-        log.warning("%s: giving up: %s", where, exhausted)
+        log.info("%s: giving up: %s", where, exhausted)
         raise exhausted from exc
     raise AssertionError("unreachable")
