@@ -193,10 +193,11 @@ class OpenAIClient(ModelClient):
             result, _ = await call_with_retries(
                 lambda: make(sdk), self.retry, self.retryable, self.where
             )
+            return result
         except RetriesExhausted as exc:
-            assert exc.__cause__ is not None
-            raise exc.__cause__ from None
-        return result
+            last = exc.__cause__
+        assert isinstance(last, Exception)
+        raise last  # as it is: describe_error reads its own __cause__
 
     async def list_models(self) -> list[str]:
         """The ids the endpoint's ``/models`` lists (retried; ``openai.NotFoundError`` when the
