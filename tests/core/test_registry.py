@@ -229,11 +229,10 @@ def test_unknown_kind() -> None:
 def test_builtins_are_entry_points_and_pass_their_checks() -> None:
     """Every built-in is declared in pyproject.toml, installed, and loads through its registry
     (so a strategy or scheduler whose ``name`` differs from its entry point fails here)."""
-    from emotau.launch import SCHEDULERS
-
     from emotau.domains import DOMAINS
     from emotau.episode._agents import AGENT_STRATEGIES
     from emotau.episode._users import USER_STRATEGIES
+    from emotau.launch import SCHEDULERS
     from emotau.models._providers import PROVIDERS
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]

@@ -354,12 +354,20 @@ def test_step_limit_scores_zero_as_upstream_does(mock: Any) -> None:
 
 
 def test_react_user_gets_upstreams_prompt_plus_the_react_format(mock: Any) -> None:
-    from emotau.episode._users import ReactUser
+    from emotau.episode import build_user_prompt
+    from emotau.episode._users import LLMUser, ReactUser
+    from emotau.episode._variants import VariantLibrary
 
     task = mock.tasks()[0]
-    plain = mock.user_system_prompt(task, "llm")
-    react = mock.user_system_prompt(task, "react")
-    assert react == plain + ReactUser.prompt_suffix() and "Thought:" in react
+    upstream = mock.user_system_prompt(task, "react")
+    assert upstream == mock.user_system_prompt(task, "llm") and "Thought:" not in upstream
+    control = VariantLibrary.default().select("control")
+    plain = build_user_prompt(mock, task, LLMUser, control).text
+    react = build_user_prompt(mock, task, ReactUser, control).text
+    assert plain == upstream
+    assert react == upstream + ReactUser.prompt_suffix() and "Thought:" in react
+    angry = VariantLibrary.default().select("anger:severe")
+    assert build_user_prompt(mock, task, ReactUser, angry).text == angry.apply(react)
 
 
 def test_judge_role_judges_nl_assertions_in_a_run(upstream: Any) -> None:

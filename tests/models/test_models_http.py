@@ -695,3 +695,55 @@ def test_oracle_mode_for_clients_without_metadata() -> None:
             },
         )
         assert unknown["content"] == "ready"  # not an episode: the generic probe answer
+
+
+def test_retries_are_logged_in_the_run_directory_without_the_key(tmp_path) -> None:
+    secret = "sk-emotau-log-0123456789abcdef"
+    os.environ["EMOTAU_LOG_KEY"] = secret
+    fast = tmp_path / "fast.toml"
+    fast.write_text("[retry]\nbase_delay = 0.01\nmax_delay = 0.05\nepisode_budget = 200\n")
+    base = [
+        "--model",
+        "scripted-agent",
+        "--user-model",
+        "scripted-user",
+        "--api-key-env",
+        "EMOTAU_LOG_KEY",
+        "--tasks",
+        "3",
+        "--num-trials",
+        "1",
+        "--variants",
+        "control",
+        "--quiet",
+        "--config",
+        str(fast),
+    ]
+    try:
+        with mock_server("--error-rate", "0.3") as url:
+            r = emotau("run", "--out", str(tmp_path), "--base-url", url, *base)
+            w = emotau(
+                "run", "--out", str(tmp_path / "w"), "--base-url", url, *base, "--workers", "2"
+            )
+    finally:
+        del os.environ["EMOTAU_LOG_KEY"]
+    assert r.returncode == 0 and w.returncode == 0, r.stderr + w.stderr
+    log = (tmp_path / "demo" / "logs" / "emotau.log").read_text()
+    retries = [line for line in log.splitlines() if "; retry " in line]
+    assert retries and all(" INFO emotau.models " in line for line in retries)
+    assert all(
+        f"model 'scripted-agent' at {url}" in line or "scripted-user" in line for line in retries
+    )
+    assert any("HTTP 500; retry 1 of 5 in " in line for line in retries)
+    assert "3 episodes to run" in log and "3 episodes finished" in log
+    assert secret not in log
+    for text in (r.stdout, r.stderr, w.stdout, w.stderr):  # nothing new on the terminal
+        assert "retry" not in text and secret not in text
+    logs = tmp_path / "w" / "demo" / "logs"
+    assert "worker 0/2 started" in (logs / "emotau.log").read_text()
+    children = sorted(p.name for p in logs.glob("emotau-shard-*.log"))
+    assert children == ["emotau-shard-0-of-2.log", "emotau-shard-1-of-2.log"]
+    assert any("; retry " in (logs / c).read_text() for c in children)
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f

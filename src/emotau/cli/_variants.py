@@ -47,7 +47,7 @@ def variants_show(
     """Print the exact user system prompt an episode of NAME would get."""
     from emotau.core._errors import UserError
     from emotau.domains import load_domain
-    from emotau.episode._users import USER_STRATEGIES, base_user_prompt
+    from emotau.episode import USER_STRATEGIES, build_user_prompt
     from emotau.episode._variants import VariantLibrary
 
     sel = VariantLibrary.default(variants_file).select(name)
@@ -59,11 +59,7 @@ def variants_show(
         )
     task = tasks[task_id]
     strategy = USER_STRATEGIES.get(user_strategy)
-    own = dom.user_system_prompt(task, strategy.name)
-    base = own if own is not None else base_user_prompt(task.instruction)
-    prompt = strategy(  # type: ignore[arg-type]
-        None, sel.apply(base), task.instruction, {}, add_format=own is None
-    ).system_prompt
+    prompt = build_user_prompt(dom, task, strategy, sel).text
     click.echo(
         f"# variant {sel.label} | domain {dom.name} task {task.id} | user strategy "
         f"{strategy.name} | injected text sha256 {sel.text_sha256[:12]}",

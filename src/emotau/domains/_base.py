@@ -80,6 +80,9 @@ class Domain(ABC):
     write_tools: frozenset[str] = frozenset()
     #: run :meth:`evaluate` in a worker thread (for rewards that take tens of milliseconds)
     evaluate_in_thread: bool = False
+    #: the prompt of :meth:`user_system_prompt` sets no reply format: emotau adds the user
+    #: strategy's format block (react's Thought/Message) to it, before the variant's block
+    user_prompt_needs_format: bool = False
 
     def __init__(self) -> None:
         self._gt_fingerprints: dict[int, str] = {}
@@ -104,7 +107,8 @@ class Domain(ABC):
     def user_system_prompt(self, task: Task, strategy: str) -> str | None:
         """Override to supply the control user's system prompt (e.g. an upstream benchmark's).
 
-        ``None`` means: use emotau's own prompt for that user strategy.
+        ``None`` means: use emotau's own prompt for that user strategy. Otherwise the text is
+        used as it is (see :attr:`user_prompt_needs_format`) and a variant appends its block.
         """
         return None
 

@@ -234,6 +234,7 @@ class Tau2Domain(Domain):
     """``tau2:<domain>``: upstream tau2-bench's tools, policy, tasks, environment and evaluator."""
 
     evaluate_in_thread = True
+    user_prompt_needs_format = True  # upstream's user prompt asks for plain messages
 
     def __init__(
         self,
@@ -384,12 +385,10 @@ class Tau2Domain(Domain):
         ``simulation_guidelines_tools.md`` when there are some and ``simulation_guidelines.md``
         otherwise; its ``<scenario>`` is ``str(task.user_scenario)``.
         Constructing it makes no LLM call. Upstream's prompt asks for plain messages, so a
-        strategy with its own reply format (``react``) appends that format's block, as it does
-        to emotau's prompt. A variant only appends its block to this text.
+        strategy with its own reply format (``react``) gets that format's block appended by
+        emotau (:attr:`user_prompt_needs_format`), then a variant's block.
         """
         from tau2.user.user_simulator import UserSimulator
-
-        from emotau.episode._users import USER_STRATEGIES
 
         t2task = self.upstream_task(task)
         user = UserSimulator(
@@ -397,7 +396,7 @@ class Tau2Domain(Domain):
             instructions=str(t2task.user_scenario),
             tools=self._user_tool_objects(task) or None,
         )
-        return user.system_prompt + USER_STRATEGIES.get(strategy).prompt_suffix()
+        return user.system_prompt
 
     def ground_truth_fingerprint(self, task: Task) -> str:
         """Fingerprint of upstream's gold environment (initial state + gold actions), cached."""

@@ -1,5 +1,5 @@
-"""Episodes: the loop, and the agent and user strategies it drives (plugins of the
-``emotau.agents`` and ``emotau.users`` entry-point groups)."""
+"""Episodes: the loop, the agent and user strategies it drives (plugins of the
+``emotau.agents`` and ``emotau.users`` entry-point groups), and the user's prompt."""
 
 from emotau.episode._agents import (
     AGENT_STRATEGIES,
@@ -10,6 +10,7 @@ from emotau.episode._agents import (
     ReactAgent,
     ToolCallingAgent,
 )
+from emotau.episode._prompts import UserPrompt, build_user_prompt, prompt_texts
 from emotau.episode._users import (
     USER_STRATEGIES,
     LLMUser,
@@ -32,7 +33,10 @@ __all__ = [
     "ReactUser",
     "ReflectionUser",
     "ToolCallingAgent",
+    "UserPrompt",
     "UserStrategy",
     "UserTurn",
     "VerifyUser",
+    "build_user_prompt",
+    "prompt_texts",
 ]

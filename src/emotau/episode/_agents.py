@@ -223,6 +223,11 @@ messages arrive as they are.
 """
 
 
+def agent_prompt_templates() -> list[str]:
+    """emotau's own agent prompt templates (the text-acting format), in a fixed order."""
+    return [_TEXT_FORMAT]
+
+
 class _TextActingAgent(AgentStrategy):
     with_thought: ClassVar[bool]
     _counter: int = 0

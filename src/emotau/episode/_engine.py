@@ -18,7 +18,8 @@ from emotau.core._errors import InfraError, UserSimulatorError
 from emotau.core._types import Task, ToolResult
 from emotau.domains._base import Domain, EpisodeOutcome
 from emotau.episode._agents import AgentStrategy, ParsedCall
-from emotau.episode._users import UserStrategy, UserTurn, base_user_prompt
+from emotau.episode._prompts import build_user_prompt
+from emotau.episode._users import UserStrategy, UserTurn
 from emotau.episode._variants import VariantSelection
 from emotau.models._providers import EpisodeClient
 
@@ -89,18 +90,14 @@ class _Episode:
             "trial": s.trial,
             "seed": s.seed,
         }
-        base = s.domain.user_system_prompt(s.task, s.user_strategy.name)
-        own_format = base is None  # a domain's prompt already says how to format replies
-        if base is None:
-            base = base_user_prompt(s.task.instruction)
+        prompt = build_user_prompt(s.domain, s.task, s.user_strategy, s.variant)
         user_tools = s.domain.user_tools(s.task)
         self.user_tool_names = frozenset(t["function"]["name"] for t in user_tools)
         self.user = s.user_strategy(
             self.user_client,
-            s.variant.apply(base),
+            prompt.text,
             s.task.instruction,
             meta,
-            add_format=own_format,
             tools=user_tools or None,
             run_tool=self._execute_user,
         )

@@ -115,6 +115,11 @@ In one or two sentences explain what is wrong, then write a corrected message on
 starts with `Message:`."""
 
 
+def user_prompt_templates() -> list[str]:
+    """emotau's own user-simulator prompt templates, in a fixed order."""
+    return [CHAT_OPENER, _BASE_PROMPT, _REACT_FORMAT, _VERIFY_PROMPT, _REFLECT_PROMPT]
+
+
 def base_user_prompt(instruction: str) -> str:
     """emotau's own control prompt for a customer with this goal."""
     return _BASE_PROMPT.format(
@@ -173,7 +178,6 @@ class UserStrategy(ABC):
         instruction: str,
         metadata: Mapping[str, Any],
         max_attempts: int = 3,
-        add_format: bool = True,
         tools: list[dict[str, Any]] | None = None,
         run_tool: ToolRunner | None = None,
     ) -> None:
@@ -182,8 +186,8 @@ class UserStrategy(ABC):
         self.run_tool = run_tool
         self._tool_log: list[dict[str, Any]] = []  # this message's tool calls so far
         self.instruction = instruction
-        # add_format=False: the prompt (e.g. an upstream benchmark's) already sets the format
-        self.system_prompt = system_prompt + (self.prompt_suffix() if add_format else "")
+        #: exactly what the model gets (see ``emotau.episode.build_user_prompt``)
+        self.system_prompt = system_prompt
         self.metadata = {
             **metadata,
             "role": "user",
@@ -198,7 +202,8 @@ class UserStrategy(ABC):
 
     @classmethod
     def prompt_suffix(cls) -> str:
-        """What this strategy appends to a plain customer prompt (e.g. its reply format)."""
+        """This strategy's reply-format block, added to a customer prompt that sets no format
+        (see ``emotau.episode.build_user_prompt``)."""
         return ""
 
     async def start(self) -> UserTurn:

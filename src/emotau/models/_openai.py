@@ -2,9 +2,10 @@
 
 - One ``openai.AsyncOpenAI`` per role, its connection pool sized to the run's concurrency
   (no hidden cap), plus an optional per-endpoint limit (``max_concurrency`` of the role).
-- Retries with exponential backoff and full jitter on connection errors, timeouts, HTTP 429,
-  5xx and empty completions, within ``max_attempts`` per call and the episode's retry budget;
-  then :class:`InfraError` (never scored, retried on resume).
+- Retries (``emotau.models._retry``: exponential backoff with full jitter, logged) on connection
+  errors, timeouts, HTTP 408/409/429, 5xx and empty completions, within ``max_attempts`` per
+  call and the episode's retry budget; then :class:`InfraError` (never scored, retried on
+  resume).
 - Output normalisation: reasoning (``<think>`` blocks, ``reasoning_content``) is split off and
   never shown to the other party; tool calls written as text are recovered and flagged.
 - The API key comes from the environment variable *named* in ``api_key_env``; it is never
@@ -20,14 +21,15 @@ import importlib
 import importlib.util
 import json
 import os
-import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, ToolCall
 from emotau.core._errors import InfraError
 from emotau.models._parsing import recover_tool_calls, split_reasoning
+from emotau.models._retry import RetriesExhausted, call_with_retries
 
 if TYPE_CHECKING:
     from emotau.models._config import ModelConfig, RetryConfig
@@ -39,6 +41,8 @@ SYNTHETIC_FINGERPRINT = "emotau-scripted"
 _JSON = dict[str, Any]
 #: statuses worth retrying besides 5xx
 _RETRY_STATUS = {408, 409, 429}
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -143,7 +147,6 @@ class OpenAIClient(ModelClient):
         self._key = resolve_api_key(role, config)
         self._secrets = [self._key] if self._key != "EMPTY" else []
         self._client: Any = None
-        self._rng = random.Random()
 
     # -- transport ------------------------------------------------------------------------
     def _ensure(self) -> Any:
@@ -181,8 +184,37 @@ class OpenAIClient(ModelClient):
             await self._client.close()
             self._client = None
 
-    def _redact(self, text: str) -> str:
+    async def call_api(self, make: Callable[[Any], Awaitable[T]]) -> T:
+        """``await make(sdk)`` with this client's ``openai.AsyncOpenAI``, retried as model calls
+        are (no episode budget); when retries run out, the last exception is raised as it is.
+        ``emotau doctor`` and the preflight probe endpoints with it."""
+        sdk = self._ensure()
+        try:
+            result, _ = await call_with_retries(
+                lambda: make(sdk), self.retry, self.retryable, self.where
+            )
+            return result
+        except RetriesExhausted as exc:
+            last = exc.__cause__
+        assert isinstance(last, Exception)
+        raise last  # as it is: describe_error reads its own __cause__
+
+    async def list_models(self) -> list[str]:
+        """The ids the endpoint's ``/models`` lists (retried; ``openai.NotFoundError`` when the
+        server has no such endpoint)."""
+        page = await self.call_api(lambda api: api.models.list())
+        return [m.id for m in page.data]
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's API key replaced by ``***``."""
         return redact(text, self._secrets)
+
+    @property
+    def where(self) -> str:
+        """Which endpoint this is, for messages: role, model and base URL (never the key)."""
+        return self.redact(
+            f"{self.role} model {self.config.model!r} at {self.config.base_url or 'OpenAI'}"
+        )
 
     def _payload(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str]]:
         """The JSON body and headers of one chat completion."""
@@ -205,12 +237,14 @@ class OpenAIClient(ModelClient):
             headers[METADATA_HEADER] = json.dumps(dict(request.metadata), ensure_ascii=True)
         return body, headers
 
-    def retryable(self, exc: Exception) -> str | None:
+    def retryable(self, exc: BaseException) -> str | None:
         """A short, redacted description if ``exc`` is worth retrying, else None."""
         import openai
 
+        if isinstance(exc, _Empty):
+            return "empty completion"
         if isinstance(exc, openai.APIConnectionError):
-            return self._redact(describe_error(exc))
+            return self.redact(describe_error(exc))
         if isinstance(exc, openai.APIStatusError) and (
             exc.status_code >= 500 or exc.status_code in _RETRY_STATUS
         ):
@@ -226,40 +260,36 @@ class OpenAIClient(ModelClient):
         # the low-level post skips the SDK's per-call typed transform of the (already plain
         # JSON) body and its pydantic response models: ~1 ms of CPU per call saved
         post_options = {"headers": headers}
-        where = f"{self.role} model {self.config.model!r} at {self.config.base_url or 'OpenAI'}"
         sem = self.settings.semaphore(self.config.base_url)
-        for attempt in range(1, self.retry.max_attempts + 1):
-            try:
-                started = time.perf_counter()
-                if sem is None:
+
+        async def attempt() -> ChatResponse:
+            started = time.perf_counter()
+            if sem is None:
+                raw = await client.post(
+                    "/chat/completions", body=body, cast_to=_JSON, options=post_options
+                )
+            else:
+                async with sem:
                     raw = await client.post(
                         "/chat/completions", body=body, cast_to=_JSON, options=post_options
                     )
-                else:
-                    async with sem:
-                        raw = await client.post(
-                            "/chat/completions", body=body, cast_to=_JSON, options=post_options
-                        )
-                latency = time.perf_counter() - started
-                response = self._parse(raw, request)
-                response.latency_s = latency
-                response.retries = attempt - 1
-                return response
-            except _Empty:
-                reason = "empty completion"
-            except openai.APIError as exc:
-                reason = self.retryable(exc)
-                if reason is None:
-                    raise InfraError(f"{where}: {self._redact(describe_error(exc))}") from None
-            except Exception as exc:  # the transport itself broke (bad URL, not HTTP, ...)
-                raise InfraError(f"{where}: {self._redact(describe_error(exc))}") from None
-            if attempt == self.retry.max_attempts:
-                raise InfraError(f"{where}: {reason}, {attempt} attempts failed")
-            if request.budget is not None and not request.budget.take():
-                raise InfraError(f"{where}: {reason}; the episode's retry budget is spent")
-            cap = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
-            await asyncio.sleep(self._rng.uniform(0, cap))
-        raise AssertionError("unreachable")
+            latency = time.perf_counter() - started
+            response = self._parse(raw, request)
+            response.latency_s = latency
+            return response
+
+        try:
+            response, retries = await call_with_retries(
+                attempt, self.retry, self.retryable, self.where, request.budget
+            )
+        except RetriesExhausted as exc:
+            raise InfraError(f"{self.where}: {exc}") from None
+        except openai.APIError as exc:
+            raise InfraError(f"{self.where}: {self.redact(describe_error(exc))}") from None
+        except Exception as exc:  # the transport itself broke (bad URL, not HTTP, ...)
+            raise InfraError(f"{self.where}: {self.redact(describe_error(exc))}") from None
+        response.retries = retries
+        return response
 
     def _parse(self, raw: Any, request: ChatRequest) -> ChatResponse:
         """A ChatResponse from the completion JSON (a dict)."""

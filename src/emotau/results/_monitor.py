@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotau.results._store import _SHARD_RE, RunStore, _parse
+from emotau.results._store import RunStore, parse_line, parse_shard_name
 
 RATE_WINDOW_S = 600.0  # the rate is measured over the last ten minutes of finished episodes
 STALL_AFTER_S = 900.0  # an unfinished shard whose file has not grown for this long is stalled
@@ -98,7 +98,7 @@ class _FileScan:
                 if not raw.endswith(b"\n"):
                     break  # being written: next time
                 self.offset += len(raw)
-                rec = _parse(raw)  # exactly the lines every reader accepts
+                rec = parse_line(raw)  # exactly the lines every reader accepts
                 if rec is None:
                     continue
                 self.lines += 1
@@ -150,9 +150,9 @@ class StatusReader:
         ends: list[float] = []
         files: dict[tuple[int, int], tuple[int, int, float | None]] = {}
         for f in RunStore(run.path).shard_files():
-            m = _SHARD_RE.match(f.name)
-            assert m is not None
-            i, n = int(m[1]), int(m[2])
+            parsed = parse_shard_name(f.name)
+            assert parsed is not None
+            i, n = parsed
             if not 0 <= i < n:
                 continue  # not a name emotau writes
             scan = self._files.setdefault(f.name, _FileScan())

@@ -168,7 +168,7 @@ class RunStore:
         for path in self.shard_files():
             for i, raw in enumerate(_complete_lines(path)):
                 if (key := wanted.get((path.name, i))) is not None:
-                    rec = _parse(raw)
+                    rec = parse_line(raw)
                     if rec is None:
                         lost.add(key)
                     else:
@@ -183,7 +183,7 @@ class RunStore:
                 m = _PREFIX_RE.match(raw)
                 if m is not None and raw.endswith(b"}\n") and (label := _utf8(m[2])):
                     yield (path.name, i), (int(m[1]), label, int(m[3])), m[4].decode("ascii")
-                elif (rec := _parse(raw)) is not None:
+                elif (rec := parse_line(raw)) is not None:
                     yield (path.name, i), record_key(rec), rec.get("status")
 
     def finished_keys(self) -> set[Key]:
@@ -231,8 +231,15 @@ def _complete_lines(path: Path) -> Iterator[bytes]:
             yield raw
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
-    """The record on a line, or None for a line damaged outside emotau."""
+def parse_shard_name(name: str) -> tuple[int, int] | None:
+    """``(index, count)`` of a shard file's name (``shard-I-of-N.jsonl``), else None."""
+    m = _SHARD_RE.match(name)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def parse_line(raw: bytes) -> dict[str, Any] | None:
+    """The record on one line of a shard file, or None for a line damaged outside emotau
+    (exactly the lines every reader accepts)."""
     try:
         rec = json.loads(raw.decode("utf-8"))
         record_key(rec)
@@ -243,7 +250,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
 
 def read_shard(path: Path, light: bool = False) -> Iterator[dict[str, Any]]:
     for raw in _complete_lines(path):
-        rec = _parse(raw)
+        rec = parse_line(raw)
         if rec is None:
             continue  # only possible for a line damaged outside emotau
         yield {k: rec.get(k) for k in LIGHT_FIELDS} if light else rec

@@ -13,8 +13,6 @@ that ``emotau run`` does before the first episode: reachable, model listed.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -82,26 +80,6 @@ def _http_roles(exp: Experiment) -> list[tuple[str, ModelConfig]]:
     return [(r, c) for r, c in exp.roles() if provider_for(c) == "openai"]
 
 
-async def _list_models(client: Any) -> list[str]:
-    page = await client._ensure().models.list()
-    return [m.id for m in page.data]
-
-
-async def _retrying(client: Any, make: Any) -> Any:
-    """``await make()`` under the run's retry policy (5xx, 429, timeouts, connection errors)."""
-    import openai
-
-    retry = client.retry
-    for attempt in range(1, retry.max_attempts + 1):
-        try:
-            return await make()
-        except openai.APIError as exc:
-            if client.retryable(exc) is None or attempt == retry.max_attempts:
-                raise
-        await asyncio.sleep(random.uniform(0, min(retry.max_delay, retry.base_delay * 2**attempt)))
-    raise AssertionError("unreachable")
-
-
 def _extra(cfg: ModelConfig) -> dict[str, Any]:
     return {"extra_body": cfg.extra_body} if cfg.extra_body else {}
 
@@ -116,10 +94,9 @@ async def preflight(exp: Experiment) -> None:
     for role, cfg in roles:
         client: Any = exp.make_client(role, cfg)
         where = f"{role} endpoint {cfg.base_url or 'https://api.openai.com/v1'}"
-        api = client._ensure()
         try:
             try:
-                served = await _retrying(client, lambda c=client: _list_models(c))
+                served = await client.list_models()
             except openai.NotFoundError:
                 served = None  # no /models on this server: a one-token chat must do
             if served is not None and cfg.model not in served:
@@ -129,9 +106,8 @@ async def preflight(exp: Experiment) -> None:
                     f"{listed or 'nothing'}"
                 )
             if served is None or cfg.extra_body:  # extra_body too: a rejected field fails now
-                await _retrying(
-                    client,
-                    lambda a=api, c=cfg: a.chat.completions.create(
+                await client.call_api(
+                    lambda api, c=cfg: api.chat.completions.create(
                         model=c.model, messages=CHAT_MESSAGES, max_tokens=1, **_extra(c)
                     ),
                 )
@@ -141,7 +117,7 @@ async def preflight(exp: Experiment) -> None:
             raise
         except Exception as exc:
             raise UserError(
-                f"{where} cannot be used: {client._redact(describe_error(exc))} "
+                f"{where} cannot be used: {client.redact(describe_error(exc))} "
                 "(--no-preflight to skip)"
             ) from None
         finally:
@@ -153,9 +129,8 @@ async def _preflight_tools(client: Any, cfg: ModelConfig, tool_choice: str, wher
     import openai
 
     try:
-        await _retrying(
-            client,
-            lambda: client._ensure().chat.completions.create(
+        await client.call_api(
+            lambda api: api.chat.completions.create(
                 model=cfg.model,
                 messages=PROBE_MESSAGES,
                 tools=[PROBE_TOOL],
@@ -167,7 +142,7 @@ async def _preflight_tools(client: Any, cfg: ModelConfig, tool_choice: str, wher
     except openai.BadRequestError as exc:
         raise UserError(
             f"{where} rejects tool calls with tool_choice={tool_choice!r}: "
-            f"{client._redact(describe_error(exc))}; start vLLM with --enable-auto-tool-choice "
+            f"{client.redact(describe_error(exc))}; start vLLM with --enable-auto-tool-choice "
             "and the family's --tool-call-parser (emotau serve does), or try --tool-choice "
             "required, or --agent-strategy react"
         ) from None
@@ -188,23 +163,22 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
 
     rep = RoleReport(role, cfg.model, cfg.base_url or "https://api.openai.com/v1")
     client: Any = exp.make_client(role, cfg)
-    api = client._ensure()
     latencies: list[float] = []
 
     def describe(exc: BaseException) -> str:
-        return client._redact(describe_error(exc))
+        return client.redact(describe_error(exc))
 
     async def call(**kw: Any) -> Any:
         t0 = time.perf_counter()
-        out = await _retrying(
-            client, lambda: api.chat.completions.create(model=cfg.model, **_extra(cfg), **kw)
+        out = await client.call_api(
+            lambda api: api.chat.completions.create(model=cfg.model, **_extra(cfg), **kw)
         )
         latencies.append(time.perf_counter() - t0)
         return out
 
     try:
         try:
-            served = await _retrying(client, lambda: _list_models(client))
+            served = await client.list_models()
             if cfg.model in served:
                 rep.add("model listed", "ok", f"{len(served)} model(s) served")
             else:

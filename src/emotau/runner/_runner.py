@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ from emotau.results._store import (
     shard_filename,
 )
 from emotau.runner._experiment import Experiment, Shard, prepare
+from emotau.runner._log import run_log
 from emotau.runner._progress import NullProgress, Progress
 from emotau.runner._workers import run_workers
 from emotau.spec._spec import (
@@ -38,6 +40,8 @@ from emotau.spec._spec import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger("emotau.runner")
 
 
 def _new_run_name(out: Path, name: str, spec_hash: str) -> str:
@@ -166,19 +170,37 @@ async def execute(
             record["shard"] = str(shard)
             writer.append(record)
             stats["finished" if is_finished(record) else "infra_errors"] += 1
+            if not is_finished(record):
+                first = (record.get("error") or "").split("\n", 1)[0]
+                log.warning("task %s variant %s trial %s: %s", task_id, label, trial, first)
             progress.update(record)
 
-    progress.start(totals, dict(done), agent_client.synthetic or user_client.synthetic)
-    try:
+    with run_log(run.path, shard):
         n = max(1, min(spec.max_concurrency, len(mine) - sum(done.values())))
-        with episodes_gc():
-            await asyncio.gather(*(worker() for _ in range(n)))
-    finally:
-        writer.close()
-        progress.close()
-        await agent_client.aclose()
-        await user_client.aclose()
-        await judge_client.aclose()
+        log.info(
+            "%s shard %s: %d episodes to run, %d already finished, %d at a time",
+            run.path,
+            shard,
+            len(mine) - sum(done.values()),
+            sum(done.values()),
+            n,
+        )
+        progress.start(totals, dict(done), agent_client.synthetic or user_client.synthetic)
+        try:
+            with episodes_gc():
+                await asyncio.gather(*(worker() for _ in range(n)))
+        finally:
+            writer.close()
+            progress.close()
+            await agent_client.aclose()
+            await user_client.aclose()
+            await judge_client.aclose()
+            log.info(
+                "shard %s: %d episodes finished, %d infrastructure errors",
+                shard,
+                stats["finished"],
+                stats["infra_errors"],
+            )
     run.stats = {
         "shard": str(shard),
         "already_finished": sum(done.values()),

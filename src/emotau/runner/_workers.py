@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -16,7 +17,10 @@ from emotau.results._store import (
     shard_filename,
 )
 from emotau.runner._experiment import Experiment, Shard
+from emotau.runner._log import log_name, run_log
 from emotau.runner._progress import NullProgress, Progress
+
+logger = logging.getLogger("emotau.runner")
 
 
 def run_workers(
@@ -26,7 +30,15 @@ def run_workers(
 
     Each worker gets this process's spec (endpoints, retries, ...) with its share of the
     concurrency and of each endpoint's request limit, so the totals stay as configured.
+    Each writes its own log file (``logs/emotau-shard-I-of-N.log``).
     """
+    with run_log(run.path, shard):
+        return _run_workers(exp, run, shard, workers, progress)
+
+
+def _run_workers(
+    exp: Experiment, run: Run, shard: Shard, workers: int, progress: Progress | None
+) -> Run:
     import subprocess
     import sys
 
@@ -79,6 +91,7 @@ def run_workers(
             "--quiet",
         ]
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), log, s))
+        logger.info("worker %s started (pid %d), logging to %s", s, procs[-1][0].pid, log_name(s))
     stats = Counter[str]()
 
     def drain() -> None:
@@ -114,6 +127,8 @@ def run_workers(
         for _, log, _ in procs:
             log.close()
     failed = [(s, p.returncode) for p, _, s in procs if p.returncode != 0]
+    for s, rc in failed:
+        logger.warning("worker %s failed with exit status %s", s, rc)
     if failed:
         s, rc = failed[0]
         tail = (logs / f"worker-{s.index}-of-{s.count}.log").read_text(errors="replace")

@@ -212,19 +212,9 @@ def domain_digest(domain: Any) -> str:
 
 def prompts_digest() -> str:
     """A hash of emotau's own prompt templates (user simulator and text-acting agents)."""
-    from emotau.episode import _agents as agents
-    from emotau.episode import _users as users
+    from emotau.episode import prompt_texts
 
-    return _digest(
-        [
-            users.CHAT_OPENER,
-            users._BASE_PROMPT,
-            users._REACT_FORMAT,
-            users._VERIFY_PROMPT,
-            users._REFLECT_PROMPT,
-            agents._TEXT_FORMAT,
-        ]
-    )
+    return _digest(prompt_texts())
 
 
 def spec_hash(identity: Mapping[str, Any]) -> str:

@@ -1,0 +1,102 @@
+"""The one retry loop of model calls: episodes, the run's preflight and ``emotau doctor``.
+
+Built on ``tenacity``: exponential backoff with full jitter (a wait drawn uniformly from
+``[0, min(max_delay, base_delay * 2 ** (attempt - 1))]``), at most ``max_attempts`` attempts,
+and, for an episode's calls, one retry taken from the episode's :class:`RetryBudget` before
+each wait. Every retry and every give-up is logged at INFO on ``emotau.models`` with where
+and why (the caller passes a ``where`` and a ``reason`` that are already redacted); what a
+give-up costs is the caller's to report (an episode's infrastructure error, a refused
+preflight).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import tenacity
+
+if TYPE_CHECKING:
+    from emotau.core._chat import RetryBudget
+    from emotau.models._config import RetryConfig
+
+log = logging.getLogger("emotau.models")
+
+T = TypeVar("T")
+
+
+class RetriesExhausted(Exception):
+    """The last failure was retryable, but attempts or the episode's budget ran out.
+
+    ``__cause__`` is the last exception; ``reason`` its short (redacted) description.
+    """
+
+    def __init__(self, reason: str, attempts: int, budget_spent: bool) -> None:
+        self.reason = reason
+        self.attempts = attempts
+        self.budget_spent = budget_spent
+        super().__init__(
+            f"{reason}; the episode's retry budget is spent"
+            if budget_spent
+            else f"{reason}, {attempts} attempts failed"
+        )
+
+
+class _BudgetSpent(tenacity.stop.stop_base):
+    """Stops when the episode's budget has no retry left; takes one otherwise."""
+
+    def __init__(self, budget: RetryBudget | None) -> None:
+        self.budget = budget
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.budget is not None and not self.budget.take()
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryConfig,
+    reason: Callable[[BaseException], str | None],
+    where: str,
+    budget: RetryBudget | None = None,
+) -> tuple[T, int]:
+    """``await call()`` until it succeeds; return its result and how many retries it took.
+
+    An exception for which ``reason`` gives None propagates at once, as it is. When a
+    retryable one is the last (``max_attempts`` reached or ``budget`` spent),
+    :class:`RetriesExhausted` is raised from it.
+    """
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        log.info(
+            "%s: %s; retry %d of %d in %.2f s",
+            where,
+            reason(state.outcome.exception()),  # type: ignore[arg-type]
+            state.attempt_number,
+            policy.max_attempts - 1,
+            state.next_action.sleep,
+        )
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(lambda exc: reason(exc) is not None),
+        stop=tenacity.stop_after_attempt(policy.max_attempts) | _BudgetSpent(budget),
+        wait=tenacity.wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+        before_sleep=before_sleep,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                result = await call()
+            if attempt.retry_state.outcome is not None and not attempt.retry_state.outcome.failed:
+                return result, attempt.retry_state.attempt_number - 1
+    except tenacity.RetryError as err:
+        last = err.last_attempt
+        exc = last.exception()
+        assert exc is not None
+        why = reason(exc) or type(exc).__name__
+        n = last.attempt_number
+        exhausted = RetriesExhausted(why, n, budget_spent=n < policy.max_attempts)
+        log.info("%s: giving up: %s", where, exhausted)
+        raise exhausted from exc
+    raise AssertionError("unreachable")
