@@ -25,7 +25,6 @@ from emotau.results._reader import Run
 from emotau.results._store import (
     RunStore,
     ShardWriter,
-    is_finished,
     shard_filename,
 )
 from emotau.runner._experiment import Experiment, Shard, prepare
@@ -163,10 +162,11 @@ async def execute(
                 domain_ref=spec.domain,
             )
             record = await run_episode(setup)
-            record["shard"] = str(shard)
-            writer.append(record)
-            stats["finished" if is_finished(record) else "infra_errors"] += 1
-            progress.update(record)
+            record.shard = str(shard)
+            line = record.to_dict()
+            writer.append(line)
+            stats["finished" if record.finished else "infra_errors"] += 1
+            progress.update(line)
 
     progress.start(totals, dict(done), agent_client.synthetic or user_client.synthetic)
     try:
