@@ -123,7 +123,8 @@ def run_one_episode(
     user_strategy: str = "llm",
     max_steps: int = 30,
 ) -> dict[str, Any]:
-    """One episode in process (scripted oracle agent and scripted user unless given)."""
+    """One episode in process (scripted oracle agent and scripted user unless given); its
+    record as the runner writes it (``EpisodeRecord.to_dict()``)."""
     import asyncio
 
     from emotau.episode._agents import AGENT_STRATEGIES
@@ -145,4 +146,4 @@ def run_one_episode(
         max_steps=max_steps,
         judge_client=judge,
     )
-    return asyncio.run(run_episode(setup))
+    return asyncio.run(run_episode(setup)).to_dict()

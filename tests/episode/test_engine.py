@@ -50,7 +50,8 @@ def setup(
 
 
 def run(s: EpisodeSetup) -> dict[str, Any]:
-    return asyncio.run(run_episode(s))
+    """One episode's record as the runner writes it."""
+    return asyncio.run(run_episode(s)).to_dict()
 
 
 @pytest.mark.parametrize("agent_strategy", ["tool-calling", "react", "act"])
@@ -267,7 +268,7 @@ def test_episodes_of_different_variants_side_by_side_stay_isolated(toy) -> None:
 
     async def many() -> list[dict[str, Any]]:
         setups = [setup(toy, i % 3, labels[i % len(labels)], trial=i) for i in range(300)]
-        return await asyncio.gather(*(run_episode(s) for s in setups))
+        return [r.to_dict() for r in await asyncio.gather(*(run_episode(s) for s in setups))]
 
     recs = asyncio.run(many())
     texts = {lab: LIB.select(lab).text for lab in labels}

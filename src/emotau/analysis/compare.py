@@ -20,6 +20,7 @@ from emotau.analysis.render import Table, _ci, _md_cell, _num, _p, _pct, _signed
 from emotau.analysis.report import pick_reference
 from emotau.analysis.stats import compare_variants, holm
 from emotau.core._errors import UserError
+from emotau.core._record import is_finished
 
 _COLUMNS = ("task_id", "variant", "trial", "success", "reward")
 
@@ -62,7 +63,7 @@ def _scored(run: Any) -> pd.DataFrame:
     rows = [
         {k: r.get(k) for k in _COLUMNS}
         for r in run.store.iter_merged(light=True)
-        if r.get("status") == "completed" and r.get("scored")
+        if is_finished(r) and r.get("scored")
     ]
     df = pd.DataFrame(rows, columns=list(_COLUMNS))
     df["success"] = df["success"].astype(bool)

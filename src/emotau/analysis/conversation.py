@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotau.core._record import Status, Termination
+
 # ------------------------------------------------------------------------ agent behaviour
 _FEELING = (
     r"(?:frustrat\w*|upset\w*|annoy\w*|stress\w*|worr\w*|anxi\w*|concern\w*|disappoint\w*"
@@ -163,7 +165,7 @@ def message_behaviours(text: str) -> tuple[bool, bool, bool]:
 FAILURE_CATEGORIES: tuple[str, ...] = (
     "step_limit",
     "agent_tool_errors",
-    "user_gave_up",
+    Termination.USER_GAVE_UP.value,  # the category is named after the termination
     "transfer",
     "wrong_state",
     "missing_output",
@@ -173,12 +175,13 @@ FAILURE_CATEGORIES: tuple[str, ...] = (
 #: every reason flag; ``false_goal_met`` is a flag only, never the primary category
 FAILURE_REASONS: tuple[str, ...] = (*FAILURE_CATEGORIES[:-1], "false_goal_met", "other")
 _TERMINATION_REASONS = {
-    "max_steps": "step_limit",
-    "agent_error": "agent_tool_errors",
-    "user_gave_up": "user_gave_up",
+    Termination.MAX_STEPS: "step_limit",
+    Termination.AGENT_ERROR: "agent_tool_errors",
+    Termination.USER_GAVE_UP: Termination.USER_GAVE_UP.value,
 }
-_TRANSFER_TERMINATIONS = frozenset({"transfer_to_human", "user_transferred"})
-_TRANSFER_TOOL = "transfer_to_human"  # prefix: transfer_to_human_agents and the like
+_TRANSFER_TERMINATIONS = frozenset({Termination.TRANSFER_TO_HUMAN, Termination.USER_TRANSFERRED})
+#: a tool name prefix (transfer_to_human_agents and the like), not a termination
+_TRANSFER_TOOL = "transfer_to_human"
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ def classify_failure(record: Mapping[str, Any]) -> Failure:
     reasons: set[str] = set()
     if termination in _TERMINATION_REASONS:
         reasons.add(_TERMINATION_REASONS[termination])
-    if termination == "user_goal_met":
+    if termination == Termination.USER_GOAL_MET:
         reasons.add("false_goal_met")
     try:
         kind = _breakdown_reasons(record.get("reward_breakdown"), termination, reasons)
@@ -269,6 +272,7 @@ _TAU2_CHECKS = {
     "COMMUNICATE": ("communicate_checks", "met", "missing_output"),
     "NL_ASSERTION": ("nl_assertions", "met", "nl_assertion"),
 }
+#: upstream tau2's own termination names, as its note spells them -> reason
 _TAU2_NOTES = {"max_steps": "step_limit", "too_many_errors": "agent_tool_errors"}
 
 
@@ -413,7 +417,7 @@ def conversation_summary(episode_df: pd.DataFrame, level: float = 0.95) -> pd.Da
     from scipy.stats import norm
 
     z = float(norm.ppf(0.5 + level / 2))
-    df = df[df["status"] == "completed"]
+    df = df[df["status"] == Status.COMPLETED]
     rows = []
     for variant in _variants(df):
         sub = df[df["variant"] == variant]

@@ -47,6 +47,7 @@ from emotau.analysis.stats import (
 )
 from emotau.analysis.tables import TURN_COLUMNS, build_tables
 from emotau.core._errors import InfraError, UserError
+from emotau.core._record import Status, is_finished
 
 CHUNK = 500  # episodes whose full records are held at once
 MAX_CONVERSATIONS = 600  # episodes embedded in the HTML conversation browser
@@ -104,6 +105,7 @@ def analyze(
     finished = False
     judged: pd.DataFrame | None = None
     judge_info: dict[str, Any] = {}
+    infra_error = Status.INFRA_ERROR.value
     try:
         for chunk in _chunks(run.store.iter_merged(), CHUNK):
             ep, turns = build_tables(chunk)
@@ -111,14 +113,14 @@ def analyze(
             if writer is not None:
                 writer.write(turns)
             del turns
-            ran = [r for r in chunk if r.get("status") == "completed"]  # infra errors: no say
+            ran = [r for r in chunk if is_finished(r)]  # infra errors: no say
             if ran:
                 msgs = score_episodes(ran, valence=valence)
                 if judge_exp is None:
                     msgs = msgs.drop(columns="text")
                 msg_parts.append(_compact(msgs))
             conversations.extend(_conversation(r) for r in chunk if keep(r))
-            infra_rows.extend(_infra_row(r) for r in chunk if r.get("status") == "infra_error")
+            infra_rows.extend(_infra_row(r) for r in chunk if r.get("status") == infra_error)
             done += len(chunk)
             if progress is not None:
                 progress(done)
@@ -176,7 +178,7 @@ def _compute(
     warnings: list[str] = []
     order = [v for v in variants if v in set(episodes["variant"])]
     order += sorted(set(episodes["variant"]) - set(order))
-    scored = episodes[(episodes["status"] == "completed") & episodes["scored"]]
+    scored = episodes[(episodes["status"] == Status.COMPLETED) & episodes["scored"]]
     if ref is None and asked is None:
         warnings.append(
             "the run has no 'control' arm: no differences against control are reported "
@@ -316,9 +318,9 @@ def _completeness(
     rows = []
     for v in variants:
         sub = episodes[episodes["variant"] == v]
-        n_infra = int((sub["status"] == "infra_error").sum())
+        n_infra = int((sub["status"] == Status.INFRA_ERROR).sum())
         finished = len(sub) - n_infra
-        scored = int(((sub["status"] == "completed") & sub["scored"]).sum())
+        scored = int(((sub["status"] == Status.COMPLETED) & sub["scored"]).sum())
         rows.append(
             {
                 "variant": v,

@@ -20,8 +20,9 @@ import pandas as pd
 
 from emotau.analysis.conversation import FAILURE_REASONS, classify_failure, message_behaviours
 from emotau.core._errors import UserError
+from emotau.core._record import KEY_FIELDS, record_key
 
-KEY = ("task_id", "variant", "trial")
+KEY = KEY_FIELDS
 USAGE_ROLES = ("agent", "user", "judge")
 USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "latency_s", "cost_usd")
 _USAGE_INT = ("calls", "prompt_tokens", "completion_tokens")
@@ -156,7 +157,7 @@ def _key(rec: Any, i: int) -> tuple[int, str, int]:
     if not isinstance(rec, Mapping):
         raise ValueError(f"episode record {i} is a {type(rec).__name__}, not a dict")
     try:
-        return (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
+        return record_key(rec)
     except (KeyError, TypeError, ValueError):
         raise ValueError(
             f"episode record {i} is missing its key fields (task_id, variant, trial)"

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class EpisodeOutcome:
     """How an episode went, as :meth:`Domain.score` sees it (read it, never change it).
 
-    ``termination`` is the engine's reason (``user_goal_met``, ``max_steps``, ...); ``said`` every
+    ``termination`` is the engine's reason (a :class:`emotau.core.Termination`); ``said`` every
     message the agent sent to the customer; ``called`` the tools the environment executed, in
     order; ``turns`` the record's turns in order (customer messages and agent steps with their
     tool calls, see ``docs/results.md``); ``judge`` the episode's view of the judge role's

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from emotau.core._errors import UserError
+from emotau.core._record import Termination
 from emotau.core._types import Action, RewardResult, Task, ToolResult
 from emotau.domains._base import Domain, Environment, EpisodeOutcome, git_commit
 from emotau.models._judge import Judgement, judge_statements
@@ -63,13 +64,14 @@ NLJudge = Callable[[list[str], list[Any]], Sequence[tuple[bool, str]]]
 #: emotau's termination reasons -> upstream's (``evaluate_simulation`` scores anything other
 #: than a user or agent stop as 0)
 TERMINATIONS = {
-    "user_goal_met": "user_stop",
-    "user_gave_up": "user_stop",
-    "user_transferred": "user_stop",
-    "user_out_of_scope": "user_stop",
-    "transfer_to_human": "user_stop",  # upstream's customer answers a transfer with a stop
-    "max_steps": "max_steps",
-    "agent_error": "too_many_errors",
+    Termination.USER_GOAL_MET: "user_stop",
+    Termination.USER_GAVE_UP: "user_stop",
+    Termination.USER_TRANSFERRED: "user_stop",
+    Termination.USER_OUT_OF_SCOPE: "user_stop",
+    # upstream's customer answers a transfer with a stop
+    Termination.TRANSFER_TO_HUMAN: "user_stop",
+    Termination.MAX_STEPS: "max_steps",
+    Termination.AGENT_ERROR: "too_many_errors",
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from emotau.core._chat import ModelClient, RetryBudget
 from emotau.core._errors import InfraError, UserSimulatorError
+from emotau.core._record import EpisodeRecord, Status, Termination
 from emotau.core._types import Task, ToolResult
 from emotau.domains._base import Domain, EpisodeOutcome
 from emotau.episode._agents import AgentStrategy, ParsedCall
@@ -23,22 +24,12 @@ from emotau.episode._users import UserStrategy, UserTurn
 from emotau.episode._variants import VariantSelection
 from emotau.models._providers import EpisodeClient
 
-# termination reasons
-GOAL_MET = "user_goal_met"
-GAVE_UP = "user_gave_up"
-TRANSFER = "transfer_to_human"
-USER_TRANSFERRED = "user_transferred"  # the customer's ###TRANSFER###
-USER_OUT_OF_SCOPE = "user_out_of_scope"  # the customer's ###OUT-OF-SCOPE###
-MAX_STEPS = "max_steps"
-AGENT_ERROR = "agent_error"
-USER_ERROR = "user_simulator_error"
-INFRA_ERROR = "infra_error"
 #: a customer's stop (see ``emotau.users.split_stop``) -> the termination it means
 USER_STOPS = {
-    "goal_met": GOAL_MET,
-    "gave_up": GAVE_UP,
-    "transfer": USER_TRANSFERRED,
-    "out_of_scope": USER_OUT_OF_SCOPE,
+    "goal_met": Termination.USER_GOAL_MET,
+    "gave_up": Termination.USER_GAVE_UP,
+    "transfer": Termination.USER_TRANSFERRED,
+    "out_of_scope": Termination.USER_OUT_OF_SCOPE,
 }
 
 
@@ -136,7 +127,7 @@ class _Episode:
             self.called.append(call.name)
         return result
 
-    async def loop(self) -> tuple[str, str | None]:
+    async def loop(self) -> tuple[Termination, str | None]:
         """Run to the end; return (termination reason, error message)."""
         turn = await self._user(None)
         if turn.stop:
@@ -188,14 +179,14 @@ class _Episode:
                 **usage,
             )
             if any(name in self.s.domain.terminal_tools for name in self.called):
-                return TRANSFER, None
+                return Termination.TRANSFER_TO_HUMAN, None
             errors_in_a_row = errors_in_a_row + 1 if all(r["error"] for r in results) else 0
             if errors_in_a_row >= self.s.max_errors:
-                return AGENT_ERROR, f"{errors_in_a_row} invalid actions in a row"
-        return MAX_STEPS, None
+                return Termination.AGENT_ERROR, f"{errors_in_a_row} invalid actions in a row"
+        return Termination.MAX_STEPS, None
 
 
-async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
+async def run_episode(s: EpisodeSetup) -> EpisodeRecord:
     """Run one episode and return its record (see ``docs/results.md`` for the fields)."""
     started_at = time.time()
     ep = _Episode(s)
@@ -204,42 +195,42 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
     breakdown: Mapping[str, Any] | None = None
     try:
         termination, error = await ep.loop()
-        if termination != USER_ERROR:
+        if termination != Termination.USER_SIMULATOR_ERROR:
             outcome = EpisodeOutcome(
                 termination, ep.said, ep.called, ep.turns, ep.judge_client, ep.meta
             )
             result = await s.domain.score(s.task, ep.env, outcome)
             reward, breakdown = result.reward, result.breakdown
     except InfraError as exc:
-        termination, error = INFRA_ERROR, str(exc)
+        termination, error = Termination.INFRA_ERROR, str(exc)
     except UserSimulatorError as exc:
-        termination, error = USER_ERROR, str(exc)
+        termination, error = Termination.USER_SIMULATOR_ERROR, str(exc)
     except Exception as exc:  # a bug in a domain, a client or emotau: never scored, retried
-        termination = INFRA_ERROR
+        termination = Termination.INFRA_ERROR
         error = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-8)}"
-    status = "infra_error" if termination == INFRA_ERROR else "completed"
-    if status != "completed":
+    status = Status.INFRA_ERROR if termination == Termination.INFRA_ERROR else Status.COMPLETED
+    if status != Status.COMPLETED:
         reward = breakdown = None
-    return {
-        "task_id": s.task.id,
-        "variant": s.variant.label,
-        "trial": s.trial,
-        "status": status,
-        "scored": reward is not None,
-        "reward": reward,
-        "success": reward is not None and reward >= 1.0,
-        "reward_breakdown": breakdown,
-        "termination": termination,
-        "error": error,
-        "num_turns": sum(1 for t in ep.turns if t["role"] == "user" or not t.get("tool_calls")),
-        "num_agent_steps": sum(1 for t in ep.turns if t["role"] == "agent"),
-        "num_tool_calls": sum(len(t.get("tool_calls") or ()) for t in ep.turns),
-        "started_at": started_at,
-        "duration_s": round(time.perf_counter() - ep.t0, 6),
-        "synthetic": ep.agent_client.synthetic
+    return EpisodeRecord(
+        task_id=s.task.id,
+        variant=s.variant.label,
+        trial=s.trial,
+        status=status,
+        scored=reward is not None,
+        reward=reward,
+        success=reward is not None and reward >= 1.0,
+        reward_breakdown=breakdown,
+        termination=termination,
+        error=error,
+        num_turns=sum(1 for t in ep.turns if t["role"] == "user" or not t.get("tool_calls")),
+        num_agent_steps=sum(1 for t in ep.turns if t["role"] == "agent"),
+        num_tool_calls=sum(len(t.get("tool_calls") or ()) for t in ep.turns),
+        started_at=started_at,
+        duration_s=round(time.perf_counter() - ep.t0, 6),
+        synthetic=ep.agent_client.synthetic
         or ep.user_client.synthetic
         or bool(ep.judge_client and ep.judge_client.calls and ep.judge_client.synthetic),
-        "usage": {
+        usage={
             "agent": ep.agent_client.usage(),
             "user": ep.user_client.usage(),
             **(
@@ -249,8 +240,8 @@ async def run_episode(s: EpisodeSetup) -> dict[str, Any]:
             ),
             "retries": ep.budget.used,
         },
-        "variant_info": s.variant.record(),
-        "turns": ep.turns,
-        "agent": {"system_prompt": ep.agent.system_prompt, "messages": ep.agent.messages[1:]},
-        "user": {"system_prompt": ep.user.system_prompt, "messages": ep.user.messages[1:]},
-    }
+        variant_info=s.variant.record(),
+        turns=ep.turns,
+        agent={"system_prompt": ep.agent.system_prompt, "messages": ep.agent.messages[1:]},
+        user={"system_prompt": ep.user.system_prompt, "messages": ep.user.messages[1:]},
+    )

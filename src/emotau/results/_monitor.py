@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotau.results._store import RunStore, parse_line, parse_shard_name
+from emotau.results._store import RunStore, is_finished, parse_line, parse_shard_name, record_key
 
 RATE_WINDOW_S = 600.0  # the rate is measured over the last ten minutes of finished episodes
 STALL_AFTER_S = 900.0  # an unfinished shard whose file has not grown for this long is stalled
@@ -102,8 +102,8 @@ class _FileScan:
                 if rec is None:
                     continue
                 self.lines += 1
-                key = (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
-                if rec.get("status") != "completed":
+                key = record_key(rec)
+                if not is_finished(rec):
                     self.infra_lines += 1
                     self.infra.add(key)
                     continue

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emotau.core._errors import UserError
+from emotau.core._record import EpisodeRecord
 from emotau.results._store import (
     RunStore,
 )
@@ -50,6 +52,12 @@ class Run:
     def episodes(self, light: bool = False) -> list[dict[str, Any]]:
         """One record per (task, variant, trial), duplicates across shards dropped."""
         return list(self.store.merged(light=light).values())
+
+    def records(self) -> Iterator[EpisodeRecord]:
+        """The full records of :meth:`episodes`, typed, streamed in file order (memory: one
+        record at a time); :class:`emotau.core.RecordError` for a record it cannot read."""
+        for rec in self.store.iter_merged(light=False):
+            yield EpisodeRecord.from_dict(rec)
 
     def summary(self) -> dict[str, Any]:
         ident = self.frozen["identity"]

@@ -29,45 +29,23 @@ from pathlib import Path
 from typing import Any
 
 from emotau.core._errors import UserError
+from emotau.core._record import (  # defined with the record; readers may import them from here
+    FIELDS,
+    LIGHT_FIELDS,
+    Key,
+    Status,
+    is_finished,
+    record_key,
+)
 
 SPEC_FILE = "spec.json"
 TMP_PREFIX = ".spec."
 EPISODES_DIR = "episodes"
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.jsonl$")
-#: fields kept when records are read for summaries (the heavy trajectory is dropped)
-LIGHT_FIELDS = (
-    "task_id",
-    "variant",
-    "trial",
-    "status",
-    "scored",
-    "reward",
-    "success",
-    "termination",
-    "error",
-    "num_turns",
-    "num_agent_steps",
-    "num_tool_calls",
-    "duration_s",
-    "synthetic",
-    "reward_breakdown",
-)
-
-Key = tuple[int, str, int]
-
-
-def record_key(rec: dict[str, Any]) -> Key:
-    """(task_id, variant, trial); TypeError/KeyError/ValueError for anything else."""
-    return (int(rec["task_id"]), str(rec["variant"]), int(rec["trial"]))
 
 
 def shard_filename(index: int, count: int) -> str:
     return f"shard-{index:05d}-of-{count:05d}.jsonl"
-
-
-def is_finished(rec: dict[str, Any]) -> bool:
-    """Finished episodes are never re-run; infrastructure errors are retried."""
-    return rec.get("status") == "completed"
 
 
 class RunStore:
@@ -161,7 +139,7 @@ class RunStore:
         for pos, key, status in self._line_keys():
             old = chosen.get(key)
             if old is None or not old[1]:
-                chosen[key] = (pos, status == "completed")
+                chosen[key] = (pos, status == _COMPLETED)
         wanted = {pos: key for key, (pos, _) in chosen.items()}
         chosen.clear()
         lost: set[Key] = set()  # chosen by their prefix, but the rest of the line is damaged
@@ -205,9 +183,12 @@ def merge_records(records: Iterable[dict[str, Any]]) -> dict[Key, dict[str, Any]
     return out
 
 
-# the start of every line ShardWriter writes (json.dumps of a record, compact separators)
+_COMPLETED = Status.COMPLETED.value
+# the start of every line ShardWriter writes (json.dumps of EpisodeRecord.to_dict(), compact
+# separators): {"task_id":..,"variant":"..","trial":..,"status":"..", the record's first fields
 _PREFIX_RE = re.compile(
-    rb'\{"task_id":(-?\d+),"variant":"([^"\\]*)","trial":(\d+),"status":"(\w+)"'
+    rb'\{"%s":(-?\d+),"%s":"([^"\\]*)","%s":(\d+),"%s":"(\w+)"'
+    % tuple(name.encode("ascii") for name in FIELDS[:4])
 )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from math import comb
 from typing import Any
 
+from emotau.core._record import Status
 from emotau.results._store import Key
 
 
@@ -36,11 +37,12 @@ def summarize(
     by_variant: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for key, rec in merged.items():
         by_variant[key[1]].append(rec)
+    completed, infra_error = Status.COMPLETED.value, Status.INFRA_ERROR.value
     for label in labels:
         recs = by_variant.get(label, [])
-        scored = [r for r in recs if r.get("status") == "completed" and r.get("scored")]
-        infra = sum(1 for r in recs if r.get("status") == "infra_error")
-        sim_err = sum(1 for r in recs if r.get("status") == "completed" and not r.get("scored"))
+        scored = [r for r in recs if r.get("status") == completed and r.get("scored")]
+        infra = sum(1 for r in recs if r.get("status") == infra_error)
+        sim_err = sum(1 for r in recs if r.get("status") == completed and not r.get("scored"))
         synthetic = synthetic or any(r.get("synthetic") for r in recs)
         per_task: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         for r in scored:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol, TextIO
 
+from emotau.core._record import is_finished
+
 
 class Progress(Protocol):
     def start(
@@ -42,7 +44,7 @@ class _Counts:
 
     def update(self, rec: Mapping[str, Any]) -> None:
         self.synthetic = self.synthetic or bool(rec.get("synthetic"))
-        if rec.get("status") == "completed":
+        if is_finished(rec):
             self.finished += 1
             self.new += 1
             self.done[rec["variant"]] = self.done.get(rec["variant"], 0) + 1
@@ -158,7 +160,7 @@ class RichProgress(_Counts):
     def update(self, record: Mapping[str, Any]) -> None:
         super().update(record)
         name = record["variant"]
-        if record.get("status") == "completed":
+        if is_finished(record):
             s = self.per_variant.get(name, [0, 0])
             task = self._tasks.get(name)
             if task is not None:

@@ -26,7 +26,6 @@ from emotau.results._reader import Run
 from emotau.results._store import (
     RunStore,
     ShardWriter,
-    is_finished,
     shard_filename,
 )
 from emotau.runner._experiment import Experiment, Shard, prepare
@@ -167,13 +166,14 @@ async def execute(
                 domain_ref=spec.domain,
             )
             record = await run_episode(setup)
-            record["shard"] = str(shard)
-            writer.append(record)
-            stats["finished" if is_finished(record) else "infra_errors"] += 1
-            if not is_finished(record):
-                first = (record.get("error") or "").split("\n", 1)[0]
+            record.shard = str(shard)
+            line = record.to_dict()
+            writer.append(line)
+            stats["finished" if record.finished else "infra_errors"] += 1
+            if not record.finished:
+                first = (record.error or "").split("\n", 1)[0]
                 log.warning("task %s variant %s trial %s: %s", task_id, label, trial, first)
-            progress.update(record)
+            progress.update(line)
 
     with run_log(run.path, shard):
         n = max(1, min(spec.max_concurrency, len(mine) - sum(done.values())))
