@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from emotau.core._errors import UserError
-from emotau.models._openai import describe_error
+from emotau.models._openai import OpenAIClient, describe_error
 from emotau.models._providers import provider_for
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ def _http_roles(exp: Experiment) -> list[tuple[str, ModelConfig]]:
 
 async def _list_models(client: Any) -> list[str]:
     page = await client._ensure().models.list()
+    if isinstance(client, OpenAIClient):  # which models ask for the episode metadata
+        client.learn_models([m.model_dump() for m in page.data])
     return [m.id for m in page.data]
 
 
