@@ -210,6 +210,10 @@ def test_an_endpoint_that_asks_gets_the_metadata(tmp_path, server) -> None:
     for r in _episode_chats(server, AGENT) + _episode_chats(server, USER):
         assert json.loads(r.headers["x-emotau-metadata"])["variant"] in VARIANTS
     server.requests.clear()
+    _run(tmp_path, server, "asks-preflight")  # the preflight's listing is enough
+    assert [r.path for r in server.requests if r.method == "GET"] == ["/v1/models"] * 2
+    assert all(_metadata_headers(r) for r in _episode_chats(server, AGENT))
+    server.requests.clear()
     _run(tmp_path, server, "asks-but-refused", agent={"send_metadata": False}, preflight=False)
     assert not any(_metadata_headers(r) for r in _chats(server, AGENT))
     assert all(_metadata_headers(r) for r in _episode_chats(server, USER))
