@@ -29,13 +29,21 @@ from emotau.cli._common import (
     is_flag=True,
     help="Print the design and its minimum detectable effect, then stop (runs nothing).",
 )
+@click.option(
+    "--hook",
+    "hooks",
+    multiple=True,
+    metavar="NAME",
+    help="Run this lifecycle hook (an emotau.hooks plugin) on every episode; repeatable. "
+    "Added to the config's hooks.",
+)
 def run(**opts: Any) -> None:
     """Run or resume an experiment, then print its summary."""
     from emotau.runner._experiment import Shard
     from emotau.runner._progress import make_progress
     from emotau.runner._runner import run_experiment
 
-    spec = spec_from_options(opts)
+    spec = spec_from_options(opts).with_hooks(list(opts["hooks"]))
     if opts["plan"]:
         _plan(spec, opts["new_run"])
         return
@@ -115,6 +123,12 @@ def _finish(go: Any, quiet: bool) -> None:
         + (
             f", repaired a truncated last line ({stats['repaired_bytes']} bytes)"
             if stats.get("repaired_bytes")
+            else ""
+        )
+        + (
+            f"; hooks failed in {stats['hook_errors']} episodes (see hook_errors in their "
+            "records; the episodes are kept)"
+            if stats.get("hook_errors")
             else ""
         ),
         err=True,

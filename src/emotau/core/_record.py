@@ -106,6 +106,8 @@ class EpisodeRecord:
     user: dict[str, Any]
     #: the ``i/N`` shard that wrote it (set by the runner; None: not written by a runner)
     shard: str | None = None
+    #: only when a lifecycle hook failed during the episode: ``{hook, event, error}`` each
+    hook_errors: list[dict[str, Any]] | None = None
     schema_version: int = SCHEMA_VERSION
     #: keys this emotau does not know, kept as read and written back after the known ones
     extra: dict[str, Any] = field(default_factory=dict)
@@ -120,8 +122,8 @@ class EpisodeRecord:
         return self.status == Status.COMPLETED
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able dict the store writes, keys in :data:`FIELDS` order (``shard`` only
-        when set), then any :attr:`extra` keys."""
+        """The JSON-able dict the store writes, keys in :data:`FIELDS` order (``shard`` and
+        ``hook_errors`` only when set), then any :attr:`extra` keys."""
         d: dict[str, Any] = {
             "task_id": self.task_id,
             "variant": self.variant,
@@ -147,6 +149,8 @@ class EpisodeRecord:
         }
         if self.shard is not None:
             d["shard"] = self.shard
+        if self.hook_errors:
+            d["hook_errors"] = self.hook_errors
         d["schema_version"] = self.schema_version
         for k, v in self.extra.items():
             d.setdefault(k, v)
@@ -193,6 +197,7 @@ class EpisodeRecord:
                 agent=d["agent"],
                 user=d["user"],
                 shard=d.get("shard"),
+                hook_errors=d.get("hook_errors"),
                 schema_version=version,
             )
         except (TypeError, ValueError) as exc:
@@ -207,7 +212,7 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EpisodeRecord) if f.name 
 _KNOWN = frozenset(FIELDS)
 _N_KNOWN = len(FIELDS)
 #: the fields every record of every version has (``shard``: only records a runner wrote)
-_REQUIRED = tuple(k for k in FIELDS if k not in ("shard", "schema_version"))
+_REQUIRED = tuple(k for k in FIELDS if k not in ("shard", "hook_errors", "schema_version"))
 #: the fields kept when records are read for summaries (the heavy trajectory is dropped)
 LIGHT_FIELDS: tuple[str, ...] = (
     *KEY_FIELDS,

@@ -15,6 +15,7 @@ from typing import Any
 
 from emotau.core._chat import ModelClient, RetryBudget
 from emotau.core._errors import InfraError, UserSimulatorError
+from emotau.core._hooks import EpisodeHooks
 from emotau.core._record import EpisodeRecord, Status, Termination
 from emotau.core._types import Task, ToolResult
 from emotau.domains._base import Domain, EpisodeOutcome
@@ -54,6 +55,8 @@ class EpisodeSetup:
     domain_ref: str | None = None
     #: the judge role's client, for domains whose reward needs one (tau2's NL assertions)
     judge_client: ModelClient | None = None
+    #: the episode's lifecycle hooks (the runner calls their start and end around the episode)
+    hooks: EpisodeHooks | None = None
 
 
 class _Episode:
@@ -65,10 +68,13 @@ class _Episode:
         self.called: list[str] = []  # tools the environment executed
         self.env = s.domain.new_environment(s.task)
         self.budget = RetryBudget(s.retry_budget)
-        self.agent_client = EpisodeClient(s.agent_client, self.budget)
-        self.user_client = EpisodeClient(s.user_client, self.budget)
+        hooks, turns = s.hooks, self.turns  # hooks see each call and the turn it is for
+        self.agent_client = EpisodeClient(s.agent_client, self.budget, hooks, "agent", turns)
+        self.user_client = EpisodeClient(s.user_client, self.budget, hooks, "user", turns)
         self.judge_client = (
-            EpisodeClient(s.judge_client, self.budget) if s.judge_client is not None else None
+            EpisodeClient(s.judge_client, self.budget, hooks, "judge", turns)
+            if s.judge_client is not None
+            else None
         )
         self.meta = meta = {
             "domain": s.domain.name,

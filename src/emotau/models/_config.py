@@ -38,6 +38,10 @@ class ModelConfig(BaseModel):
     price: dict[str, float] | None = None
     #: provider-specific options, e.g. the scripted agent's ``skill``
     options: dict[str, Any] = Field(default_factory=dict)
+    #: send the episode's metadata (task, variant, emotions...) in the ``X-Emotau-Metadata``
+    #: header: None (auto) sends it only to an endpoint whose ``/models`` asks for it (emotau's
+    #: mock server), so a real model never learns the experimental condition
+    send_metadata: bool | None = None
 
     @field_validator("price")
     @classmethod
@@ -79,7 +83,14 @@ class ModelConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """Fields that change what the model says (not where, how fast or at what price)."""
         out = self.model_dump(
-            exclude={"base_url", "api_key_env", "timeout", "max_concurrency", "price"}
+            exclude={
+                "base_url",
+                "api_key_env",
+                "timeout",
+                "max_concurrency",
+                "price",
+                "send_metadata",
+            }
         )
         out["options"] = {k: v for k, v in self.options.items() if k not in TIMING_OPTIONS}
         return out

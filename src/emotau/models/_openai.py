@@ -10,8 +10,11 @@
   never shown to the other party; tool calls written as text are recovered and flagged.
 - The API key comes from the environment variable *named* in ``api_key_env``; it is never
   stored, logged or put into an error message.
-- Episode metadata travels in the ``X-Emotau-Metadata`` header, which real servers ignore and
-  the mock server reads to play an oracle.
+- Blind by default: the episode's metadata (task, variant, emotions...) travels in the
+  ``X-Emotau-Metadata`` header only to an endpoint that asks for it in its ``GET /models``
+  (``"emotau": {"metadata": true}`` on the model's entry: emotau's mock server, which plays an
+  oracle with it), or when the role's ``send_metadata`` says so. A real model never learns the
+  experimental condition from a request; the body carries only the model's own inputs.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import importlib.util
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +38,10 @@ if TYPE_CHECKING:
     from emotau.models._config import ModelConfig, RetryConfig
 
 METADATA_HEADER = "X-Emotau-Metadata"
+#: how a ``/models`` entry asks for the episode metadata: ``"emotau": {"metadata": true}``
+METADATA_FIELD = "emotau"
+#: transient failures of the ``/models`` probe after which an endpoint counts as not asking
+_PROBE_TRIES = 3
 #: what the mock server puts in ``system_fingerprint``: its replies come from scripted models
 SYNTHETIC_FINGERPRINT = "emotau-scripted"
 #: what the low-level post returns: the completion JSON as-is (a bare ``dict`` breaks openai 2.x)
@@ -54,11 +61,40 @@ class ClientSettings:
     extra_headers: dict[str, str] = field(default_factory=dict)
     #: per-endpoint limits shared by every role of the run that uses the same base URL
     endpoint_limits: dict[str, int] = field(default_factory=dict)
+    #: base URL -> the models served there that ask for the episode metadata (from /models)
+    metadata_models: dict[str, frozenset[str]] = field(default_factory=dict)
     _semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict, repr=False)
+    _probes: dict[str, asyncio.Future[frozenset[str] | None]] = field(
+        default_factory=dict, repr=False
+    )
+    _probe_misses: dict[str, int] = field(default_factory=dict, repr=False)
 
     def rebind(self) -> None:
         """Forget the semaphores: the next event loop (one per ``asyncio.run``) makes its own."""
         self._semaphores.clear()
+        self._probes.clear()
+
+    async def models_wanting_metadata(
+        self, base_url: str, probe: Callable[[], Awaitable[frozenset[str] | None]]
+    ) -> frozenset[str]:
+        """The models at ``base_url`` that ask for the episode metadata, learnt once per base
+        URL with ``probe`` (concurrent callers share one probe). A probe that returns None (the
+        endpoint did not answer) is tried again on a later call, a few times at most."""
+        known = self.metadata_models.get(base_url)
+        if known is not None:
+            return known
+        pending = self._probes.get(base_url)
+        if pending is None:
+            pending = self._probes[base_url] = asyncio.ensure_future(probe())
+        found = await asyncio.shield(pending)
+        if self._probes.get(base_url) is pending:
+            del self._probes[base_url]
+            if found is None:
+                misses = self._probe_misses[base_url] = self._probe_misses.get(base_url, 0) + 1
+                found = frozenset() if misses >= _PROBE_TRIES else None
+            if found is not None:
+                self.metadata_models[base_url] = found
+        return found or frozenset()
 
     def semaphore(self, base_url: str | None) -> asyncio.Semaphore | None:
         key = base_url or "openai"
@@ -68,6 +104,22 @@ class ClientSettings:
         if key not in self._semaphores:
             self._semaphores[key] = asyncio.Semaphore(limit)
         return self._semaphores[key]
+
+
+def models_wanting_metadata(listing: Any) -> frozenset[str]:
+    """The ids of the models in a ``/models`` answer (or its ``data`` list) whose entry asks
+    for the episode metadata (``"emotau": {"metadata": true}``)."""
+    data = listing.get("data") if isinstance(listing, Mapping) else listing
+    if not isinstance(data, list):
+        return frozenset()
+    return frozenset(
+        m["id"]
+        for m in data
+        if isinstance(m, Mapping)
+        and isinstance(m.get("id"), str)
+        and isinstance(m.get(METADATA_FIELD), Mapping)
+        and m[METADATA_FIELD].get("metadata") is True
+    )
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -203,6 +255,7 @@ class OpenAIClient(ModelClient):
         """The ids the endpoint's ``/models`` lists (retried; ``openai.NotFoundError`` when the
         server has no such endpoint)."""
         page = await self.call_api(lambda api: api.models.list())
+        self.learn_models([m.model_dump() for m in page.data])  # who asks for the metadata
         return [m.id for m in page.data]
 
     def redact(self, text: str) -> str:
@@ -216,8 +269,47 @@ class OpenAIClient(ModelClient):
             f"{self.role} model {self.config.model!r} at {self.config.base_url or 'OpenAI'}"
         )
 
-    def _payload(self, request: ChatRequest) -> tuple[dict[str, Any], dict[str, str]]:
-        """The JSON body and headers of one chat completion."""
+    # -- the episode metadata, for endpoints that ask for it -------------------------------
+    def learn_models(self, models: list[Mapping[str, Any]]) -> None:
+        """Note which of this endpoint's models (``/models`` entries, e.g. from a preflight)
+        ask for the episode metadata."""
+        if self.config.base_url is not None:
+            self.settings.metadata_models[self.config.base_url] = models_wanting_metadata(models)
+
+    async def _probe_metadata(self) -> frozenset[str] | None:
+        """``GET /models`` once: the models that ask for metadata; None if it did not answer."""
+        import openai
+
+        options: Any = {
+            "headers": dict(self.settings.extra_headers),
+            "timeout": min(self.config.timeout, 30.0),
+        }
+        try:
+            raw = await self._ensure().get("/models", cast_to=_JSON, options=options)
+        except openai.APIStatusError as exc:  # a 404 (no /models) is an answer: no metadata
+            return (
+                None if exc.status_code >= 500 or exc.status_code in _RETRY_STATUS else frozenset()
+            )
+        except Exception:  # not reachable now: the next call asks again
+            return None
+        return models_wanting_metadata(raw)
+
+    async def sends_metadata(self) -> bool:
+        """Whether requests carry the episode metadata (see the module docstring)."""
+        if self.config.send_metadata is not None:
+            return self.config.send_metadata
+        if self.config.base_url is None:
+            return False  # the OpenAI API never asks
+        wanting = await self.settings.models_wanting_metadata(
+            self.config.base_url, self._probe_metadata
+        )
+        return self.config.model in wanting
+
+    def _payload(
+        self, request: ChatRequest, metadata: bool = False
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The JSON body and headers of one chat completion (the metadata header only when
+        ``metadata``)."""
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "messages": request.messages}
         if cfg.temperature is not None:
@@ -233,7 +325,7 @@ class OpenAIClient(ModelClient):
         if cfg.extra_body:
             body.update(cfg.extra_body)
         headers = dict(self.settings.extra_headers)
-        if request.metadata:
+        if metadata and request.metadata:
             headers[METADATA_HEADER] = json.dumps(dict(request.metadata), ensure_ascii=True)
         return body, headers
 
@@ -256,7 +348,9 @@ class OpenAIClient(ModelClient):
         import openai
 
         client = self._ensure()
-        body, headers = self._payload(request)
+        body, headers = self._payload(
+            request, bool(request.metadata) and await self.sends_metadata()
+        )
         # the low-level post skips the SDK's per-call typed transform of the (already plain
         # JSON) body and its pydantic response models: ~1 ms of CPU per call saved
         post_options = {"headers": headers}

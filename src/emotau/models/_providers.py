@@ -17,6 +17,7 @@ from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, RetryBudge
 from emotau.core._registry import Registry, a_callable
 
 if TYPE_CHECKING:
+    from emotau.core._hooks import EpisodeHooks
     from emotau.models._config import ModelConfig
     from emotau.models._openai import ClientSettings
 
@@ -49,11 +50,22 @@ def create_client(
 
 
 class EpisodeClient(ModelClient):
-    """One episode's view of a shared client: adds the episode's retry budget, meters usage."""
+    """One episode's view of a shared client: adds the episode's retry budget, meters usage,
+    and shows each call to the episode's hooks (as ``role``, at turn ``len(turns)``)."""
 
-    def __init__(self, inner: ModelClient, budget: RetryBudget | None) -> None:
+    def __init__(
+        self,
+        inner: ModelClient,
+        budget: RetryBudget | None,
+        hooks: EpisodeHooks | None = None,
+        role: str = "",
+        turns: list[Any] | None = None,
+    ) -> None:
         self.inner = inner
         self.budget = budget
+        self.hooks = hooks
+        self.role = role
+        self.turns = turns if turns is not None else []
         self.synthetic = inner.synthetic
         self.calls = 0
         self.prompt_tokens = 0
@@ -71,6 +83,8 @@ class EpisodeClient(ModelClient):
         self.synthetic = self.synthetic or r.synthetic
         if r.cost_usd is not None:
             self.cost_usd = (self.cost_usd or 0.0) + r.cost_usd
+        if self.hooks is not None:
+            await self.hooks.model_call(self.role, len(self.turns), request, r)
         return r
 
     def usage(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from emotau.core._chat import ModelClient
 from emotau.core._errors import UserError
+from emotau.core._hooks import Hook, load_hook
 from emotau.domains import load_domain
 from emotau.domains._base import Domain
 from emotau.episode._agents import AGENT_STRATEGIES, AgentStrategy
@@ -102,6 +103,10 @@ class Experiment:
         except (ValueError, TypeError) as exc:
             raise UserError(f"{role} model: {exc}") from None
 
+    def make_hooks(self) -> list[tuple[str, Hook]]:
+        """A fresh instance of every hook of the spec, with its registered name."""
+        return [load_hook(h.name, h.options) for h in self.spec.hooks]
+
     def make_clients(self) -> tuple[ModelClient, ModelClient, ModelClient]:
         """The agent's, the user's and the judge's clients (the judge is only called by domains
         whose reward needs one)."""
@@ -178,4 +183,5 @@ def prepare(spec: RunSpec) -> Experiment:
     exp = Experiment(resolved, domain, selections, agent_cls, user_cls)
     for role, cfg in exp.roles():
         exp.make_client(role, cfg)  # validates options and API keys; rebuilt for the run
+    exp.make_hooks()  # unknown hooks and bad options fail now; rebuilt in each process
     return exp

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emotau.core._errors import SpecChangedError, UserError
+from emotau.core._hooks import EpisodeContext, HookSet, RunContext
 from emotau.episode._engine import EpisodeSetup, run_episode
 from emotau.results._reader import Run
 from emotau.results._store import (
@@ -140,6 +141,9 @@ async def execute(
     totals = {label: counts[label] for label in exp.resolved.variant_labels}
     done = Counter(k[1] for k in mine if k in finished)
     todo = (k for k in mine if k not in finished)
+    run_ctx = RunContext(run.path, str(shard), spec.model_dump(mode="json"), exp.resolved.hash)
+    hooks = HookSet(exp.make_hooks(), run_ctx)
+    await hooks.start()
     exp.client_settings().rebind()  # the endpoint limits belong to this event loop
     agent_client, user_client, judge_client = exp.make_clients()
     tasks = exp.domain.tasks()
@@ -148,6 +152,8 @@ async def execute(
 
     async def worker() -> None:
         for task_id, label, trial in todo:
+            ctx = EpisodeContext(exp.domain.name, task_id, label, trial, spec.seed, run_ctx)
+            ep_hooks = hooks.episode(ctx) if hooks else None
             setup = EpisodeSetup(
                 domain=exp.domain,
                 task=tasks[task_id],
@@ -164,9 +170,17 @@ async def execute(
                 tool_choice=spec.tool_choice,
                 retry_budget=spec.retry.episode_budget,
                 domain_ref=spec.domain,
+                hooks=ep_hooks,
             )
+            if ep_hooks is not None:
+                await ep_hooks.start()
             record = await run_episode(setup)
             record.shard = str(shard)
+            if ep_hooks is not None:
+                await ep_hooks.end(record.to_dict())
+                if ep_hooks.errors:  # the episode stands; what failed is said next to it
+                    record.hook_errors = ep_hooks.errors
+                    stats["hook_errors"] += 1
             line = record.to_dict()
             writer.append(line)
             stats["finished" if record.finished else "infra_errors"] += 1
@@ -195,6 +209,7 @@ async def execute(
             await agent_client.aclose()
             await user_client.aclose()
             await judge_client.aclose()
+            await hooks.end()
             log.info(
                 "shard %s: %d episodes finished, %d infrastructure errors",
                 shard,

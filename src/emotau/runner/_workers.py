@@ -109,6 +109,8 @@ def _run_workers(
                 except ValueError:
                     continue
                 stats["finished" if is_finished(rec) else "infra_errors"] += 1
+                if rec.get("hook_errors"):
+                    stats["hook_errors"] += 1
                 progress.update(rec)
 
     try:

@@ -14,9 +14,11 @@
   default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply;
   plus latency (fixed, uniform or exponential).
 
-To play an oracle it reads the episode metadata emotau sends in the ``X-Emotau-Metadata``
-header (real servers ignore it). Requests without it (e.g. ``emotau doctor``'s probes) get a
-generic answer: a call of the first tool when tools are offered, else a short text.
+To play an oracle it reads the episode metadata in the ``X-Emotau-Metadata`` header, which
+emotau sends only to endpoints that ask for it: every model this server lists in ``GET
+/v1/models`` carries ``"emotau": {"metadata": true}``. Requests without it (e.g. ``emotau
+doctor``'s probes) get a generic answer: a call of the first tool when tools are offered, else
+a short text.
 It listens on 127.0.0.1 unless told otherwise.
 """
 
@@ -41,7 +43,7 @@ from emotau.core._errors import UserError
 from emotau.domains import load_domain
 from emotau.domains._base import Domain
 from emotau.episode._agents import RESPOND
-from emotau.models._openai import METADATA_HEADER, SYNTHETIC_FINGERPRINT
+from emotau.models._openai import METADATA_FIELD, METADATA_HEADER, SYNTHETIC_FINGERPRINT
 from emotau.scripted._models import ScriptedAgent, ScriptedJudge, ScriptedUser
 
 _TAG_RE = re.compile(r"\[([a-z0-9:_.-]+)#(\d+)\]")
@@ -368,7 +370,16 @@ def make_app(backend: MockBackend) -> Any:
             stats.handler_seconds += time.perf_counter() - started
 
     async def models(request: web.Request) -> web.StreamResponse:
-        data = [{"id": m, "object": "model", "owned_by": "emotau-mock"} for m in ALL_MODELS]
+        # every model asks for emotau's episode metadata: the scripted ones play an oracle
+        data = [
+            {
+                "id": m,
+                "object": "model",
+                "owned_by": "emotau-mock",
+                METADATA_FIELD: {"metadata": True},
+            }
+            for m in ALL_MODELS
+        ]
         return web.json_response({"object": "list", "data": data})
 
     async def health(request: web.Request) -> web.StreamResponse:

@@ -35,6 +35,30 @@ DEFAULT_VARIANTS = ["control", "neutral", "frustration", "anxiety", "anger", "co
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
+class HookConfig(BaseModel):
+    """One lifecycle hook to run: its name (an ``emotau.hooks`` entry point, or
+    ``package.module:Class``) and the options its constructor takes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("options")
+    @classmethod
+    def _check_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(v, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"must be plain JSON values ({exc})") from None
+        return v
+
+
 class RunSpec(BaseModel):
     """An experiment: tasks x variants x trials on one domain with one agent and user model."""
 
@@ -64,6 +88,9 @@ class RunSpec(BaseModel):
     seed: int = 0
     max_concurrency: int = Field(default=64, gt=0, le=100_000)
     out: str = "runs"
+    #: lifecycle hooks that observe every episode (``"name"`` or ``{name, options}``); they
+    #: do not change results, so they are not part of the identity
+    hooks: list[HookConfig] = Field(default_factory=list)
 
     @field_validator("experiment_name")
     @classmethod
@@ -87,6 +114,21 @@ class RunSpec(BaseModel):
         if self.tasks is not None and self.task_ids is not None:
             raise ValueError("give tasks or task_ids, not both")
         return self
+
+    @field_validator("hooks")
+    @classmethod
+    def _unique_hooks(cls, v: list[HookConfig]) -> list[HookConfig]:
+        names = [h.name for h in v]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:
+            raise ValueError(f"hook {twice!r} is listed twice")
+        return v
+
+    def with_hooks(self, names: list[str]) -> RunSpec:
+        """This spec with the hooks ``names`` added (those already listed keep their options)."""
+        have = {h.name for h in self.hooks}
+        extra = [HookConfig(name=n) for n in dict.fromkeys(names) if n not in have]
+        return self.model_copy(update={"hooks": [*self.hooks, *extra]}) if extra else self
 
     @property
     def run_dir(self) -> Path:
