@@ -124,7 +124,12 @@ def test_to_dict_and_from_dict_round_trip() -> None:
 
 def test_key_order_is_the_one_the_prefix_reader_expects() -> None:
     d = _record().to_dict()
-    assert list(d) == list(FIELDS)
+    assert list(d) == [f for f in FIELDS if f != "hook_errors"]
+    with_errors = _record()
+    with_errors.hook_errors = [{"hook": "h", "event": "on_episode_end", "error": "boom"}]
+    d2 = with_errors.to_dict()
+    assert list(d2) == list(FIELDS) and list(d2)[-1] == "schema_version"
+    assert EpisodeRecord.from_dict(d2).hook_errors == with_errors.hook_errors
     assert list(d)[:4] == ["task_id", "variant", "trial", "status"]
     assert list(d)[-2:] == ["shard", "schema_version"]
     line = json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode()
@@ -141,7 +146,7 @@ def test_the_engine_writes_a_version_2_record() -> None:
     dom = load_domain("hotel")
     d = run_one_episode(dom, dom.tasks()[0])
     assert d["schema_version"] == 2 and "shard" not in d
-    assert list(d) == [f for f in FIELDS if f != "shard"]
+    assert list(d) == [f for f in FIELDS if f not in ("shard", "hook_errors")]
     rec = EpisodeRecord.from_dict(d)
     assert rec.termination is Termination.USER_GOAL_MET and rec.to_dict() == d
 

@@ -147,9 +147,10 @@ def test_a_failing_hook_never_loses_an_episode(tmp_path) -> None:
     r = emotau_cli(*base, "--experiment-name", "broken", "--hook", "hookdemo:Broken")
     assert r.returncode == 0, r.stderr
     assert "hooks failed in 18 episodes" in r.stderr
-    # logged once per hook and method, not once per call
-    assert r.stderr.count("hook 'hookdemo:Broken' failed in on_model_call") == 1
-    assert r.stderr.count("hook 'hookdemo:Broken' failed in on_episode_end") == 1
+    # logged to the run's log once per hook and method, not once per call
+    log = (tmp_path / "broken" / "logs" / "emotau.log").read_text(encoding="utf-8")
+    assert log.count("hook 'hookdemo:Broken' failed in on_model_call") == 1
+    assert log.count("hook 'hookdemo:Broken' failed in on_episode_end") == 1
     plain, broken = all_lines(tmp_path / "plain"), all_lines(tmp_path / "broken")
     key = lambda r: (r["task_id"], r["variant"], r["trial"])  # noqa: E731
     assert {key(r): r["reward"] for r in broken} == {key(r): r["reward"] for r in plain}

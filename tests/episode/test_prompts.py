@@ -122,7 +122,7 @@ def test_the_engine_gives_the_user_model_the_builders_text(domain) -> None:
     )
     rec = asyncio.run(run_episode(setup))
     expected = build_user_prompt(domain, task, user, sel).text
-    assert rec["user"]["system_prompt"] == expected
+    assert rec.user["system_prompt"] == expected
     assert seen and set(seen) == {expected}
 
 

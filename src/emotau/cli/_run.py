@@ -127,7 +127,7 @@ def _finish(go: Any, quiet: bool) -> None:
         )
         + (
             f"; hooks failed in {stats['hook_errors']} episodes (see hook_errors in their "
-            "records; the episodes are kept)"
+            "records and logs/ in the run directory; the episodes are kept)"
             if stats.get("hook_errors")
             else ""
         ),
