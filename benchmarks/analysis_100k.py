@@ -70,15 +70,15 @@ def source_spec(trials: int, out: str) -> dict[str, Any]:
 
 def source_hash(trials: int) -> str:
     """The small run's spec hash, without running it (changes with domain, prompts, variants)."""
-    from emotau.runner._experiment import prepare
-    from emotau.spec._spec import build_spec
+    from emotau.runner import prepare
+    from emotau.spec import build_spec
 
     return prepare(build_spec(source_spec(trials, "unused"))).resolved.hash
 
 
 def make_source(trials: int) -> Source:
     import emotau
-    from emotau.results._store import record_key
+    from emotau.results import record_key
 
     with tempfile.TemporaryDirectory(prefix="emotau-bench-source-") as tmp:
         run = emotau.run(source_spec(trials, tmp))
@@ -107,7 +107,7 @@ def plan(episodes: int, per_task: int) -> int:
 
 
 def frozen_for(src: Source, run_dir: Path, n_tasks: int) -> dict[str, Any]:
-    from emotau.spec._spec import spec_hash
+    from emotau.spec import spec_hash
 
     frozen = json.loads(json.dumps(src.frozen))
     frozen["identity"]["task_ids"] = list(range(n_tasks))
@@ -123,7 +123,7 @@ def frozen_for(src: Source, run_dir: Path, n_tasks: int) -> dict[str, Any]:
 
 def write_run(src: Source, build: Path, final: Path, n_tasks: int, shards: int) -> int:
     """Write spec.json and the shard files under ``build``; return the number of episodes."""
-    from emotau.results._store import EPISODES_DIR, SPEC_FILE, shard_filename
+    from emotau.results import EPISODES_DIR, SPEC_FILE, shard_filename
 
     build.mkdir(parents=True)
     (build / MARKER).touch()
@@ -158,7 +158,7 @@ def write_run(src: Source, build: Path, final: Path, n_tasks: int, shards: int) 
 
 
 def shard_sizes(run_dir: Path) -> dict[str, int]:
-    from emotau.results._store import RunStore
+    from emotau.results import RunStore
 
     return {p.name: p.stat().st_size for p in RunStore(run_dir).shard_files()}
 
@@ -184,7 +184,7 @@ def check_summary(run_dir: Path, expected: int) -> list[str]:
     # the table `emotau summary RUN_DIR` prints, rendered from the same data
     from rich.console import Console
 
-    from emotau.results._summary import render_table
+    from emotau.results import render_table
 
     console = Console(file=io.StringIO(), width=120)
     console.print(render_table(data, title=str(run_dir)))
@@ -192,7 +192,7 @@ def check_summary(run_dir: Path, expected: int) -> list[str]:
 
 
 def manifest_ok(run_dir: Path, want: dict[str, Any]) -> bool:
-    from emotau.results._store import RunStore
+    from emotau.results import RunStore
 
     try:
         have = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
@@ -211,7 +211,7 @@ def ensure_run(
     run_dir: Path, episodes: int, args: argparse.Namespace, cache: dict[str, Any]
 ) -> dict[str, Any]:
     """Build (or reuse) a run of at least ``episodes`` episodes; return its manifest."""
-    from emotau.spec._spec import DEFAULT_VARIANTS
+    from emotau.spec import DEFAULT_VARIANTS
 
     per_task = len(DEFAULT_VARIANTS) * args.trials  # checked against the source run below
     if "hash" not in cache:

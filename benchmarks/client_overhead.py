@@ -29,7 +29,7 @@ import time
 import urllib.request
 from typing import Any
 
-from emotau.scripted._mockserver import spawn
+from emotau.scripted import spawn
 
 IDEAL = 256 / 0.2
 
@@ -47,7 +47,7 @@ def stats(base_url: str) -> dict[str, Any]:
 
 
 def make_request(kind: str) -> Any:
-    from emotau.core._chat import ChatRequest
+    from emotau.core import ChatRequest
     from emotau.domains import load_domain
 
     if kind == "small":
@@ -65,8 +65,7 @@ def _model(kind: str) -> str:
 
 
 async def overhead(url: str, calls: int, kind: str) -> tuple[float, float]:
-    from emotau.models._config import ModelConfig
-    from emotau.models._openai import OpenAIClient
+    from emotau.models import ModelConfig, OpenAIClient
 
     client = OpenAIClient("agent", ModelConfig(model=_model(kind), base_url=url))
     req = make_request(kind)
@@ -103,8 +102,7 @@ async def litellm_overhead(url: str, calls: int, kind: str) -> tuple[float, floa
 
 
 async def _callers(url: str, seconds: float, callers: int) -> tuple[int, float]:
-    from emotau.models._config import ModelConfig
-    from emotau.models._openai import ClientSettings, OpenAIClient
+    from emotau.models import ClientSettings, ModelConfig, OpenAIClient
 
     client = OpenAIClient(
         "user",

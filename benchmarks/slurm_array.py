@@ -67,7 +67,7 @@ def main() -> None:
             "--user-model", "scripted-user"]  # fmt: skip
     out = Path(tempfile.mkdtemp(prefix="emotau-bench-slurm-"))
 
-    from emotau.scripted._mockserver import spawn
+    from emotau.scripted import spawn
 
     with spawn("--latency", str(args.latency)) as server:
         t0 = time.perf_counter()

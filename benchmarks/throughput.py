@@ -63,9 +63,8 @@ def main() -> None:
     import asyncio
 
     from emotau.domains import load_domain
-    from emotau.runner._experiment import prepare
-    from emotau.runner._runner import execute, open_run_dir
-    from emotau.spec._spec import build_spec
+    from emotau.runner import execute, open_run_dir, prepare
+    from emotau.spec import build_spec
 
     n_tasks = len(load_domain(args.domain).tasks())
     variants = ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from emotau.scripted._mockserver import spawn
+from emotau.scripted import spawn
 
 UPSTREAM_DRIVER = r"""
 import json, os, sys

@@ -30,13 +30,13 @@ __all__ = [
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from emotau.core._errors import UserError
-    from emotau.results._reader import Run
-    from emotau.spec._spec import RunSpec
+    from emotau.core import UserError
+    from emotau.results import Run
+    from emotau.spec import RunSpec
 
 
 def _spec(spec: Any, overrides: dict[str, Any]) -> RunSpec:
-    from emotau.spec._spec import RunSpec, build_spec
+    from emotau.spec import RunSpec, build_spec
 
     if isinstance(spec, RunSpec):
         spec = spec.model_dump()
@@ -59,9 +59,7 @@ def run(
     keyword arguments override its fields (``num_trials=5``, ``agent__model="scripted"``).
     Works inside a running event loop (Jupyter) by running in a worker thread.
     """
-    from emotau.runner._experiment import Shard
-    from emotau.runner._progress import make_progress
-    from emotau.runner._runner import outside_event_loop, run_experiment
+    from emotau.runner import Shard, make_progress, outside_event_loop, run_experiment
 
     resolved = _spec(spec, overrides)
     return outside_event_loop(
@@ -77,8 +75,7 @@ async def run_async(
     **overrides: Any,
 ) -> Run:
     """Like :func:`run`, awaited inside your own event loop."""
-    from emotau.runner._experiment import Shard, prepare
-    from emotau.runner._runner import execute, open_run_dir
+    from emotau.runner import Shard, execute, open_run_dir, prepare
 
     exp = prepare(_spec(spec, overrides))
     exp, r = open_run_dir(exp, new_run=new_run)
@@ -87,7 +84,7 @@ async def run_async(
 
 def load_run(path: str | Path) -> Run:
     """Open an existing run directory (finished, partial or still running)."""
-    from emotau.results._reader import Run
+    from emotau.results import Run
 
     return Run.open(path)
 
@@ -115,15 +112,15 @@ def compare(run_a: Run | str | Path, run_b: Run | str | Path, **options: Any) ->
 
 def __getattr__(name: str) -> Any:
     if name == "RunSpec":
-        from emotau.spec._spec import RunSpec
+        from emotau.spec import RunSpec
 
         return RunSpec
     if name == "Run":
-        from emotau.results._reader import Run
+        from emotau.results import Run
 
         return Run
     if name == "UserError":
-        from emotau.core._errors import UserError
+        from emotau.core import UserError
 
         return UserError
     raise AttributeError(name)

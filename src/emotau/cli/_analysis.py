@@ -57,7 +57,7 @@ def analyze(run_dir: str, **opts: Any) -> None:
     from pathlib import Path
 
     from emotau.analysis.report import analyze as analyze_run
-    from emotau.results._reader import Run
+    from emotau.results import Run
 
     run = Run.open(run_dir)
     out = Path(opts["out"]) if opts["out"] else run.path / "report"

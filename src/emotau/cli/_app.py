@@ -44,7 +44,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from emotau.core._errors import InfraError, UserError
+    from emotau.core import InfraError, UserError
 
     try:
         rc = cli.main(args=argv, prog_name="emotau", standalone_mode=False)

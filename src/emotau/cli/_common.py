@@ -96,7 +96,7 @@ def spec_options(fn: Any) -> Any:
 
 
 def spec_from_options(opts: dict[str, Any]) -> Any:
-    from emotau.spec._spec import build_spec
+    from emotau.spec import build_spec
 
     overrides: dict[str, Any] = {
         "experiment_name": opts["experiment_name"],

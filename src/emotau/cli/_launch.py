@@ -119,7 +119,7 @@ def _endpoint_args(opts: dict[str, Any]) -> list[str]:
 
 
 def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) -> None:
-    from emotau.core._errors import UserError
+    from emotau.core import UserError
     from emotau.launch import ServeOptions, plan_submission
 
     given = [n for n in _IDENTITY_FLAGS if opts.get(n) not in (None, ())]
@@ -218,7 +218,7 @@ def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: 
     """
     import time
 
-    from emotau.results._monitor import StatusReader, render_status
+    from emotau.results import StatusReader, render_status
 
     reader = StatusReader(run_dir)
 
@@ -261,7 +261,7 @@ def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: 
 )  # fmt: skip
 def collect(run_dir: str, sources: tuple[str, ...]) -> None:
     """Merge shard files copied back from other machines into RUN_DIR (same spec only)."""
-    from emotau.results._collect import collect as collect_into
+    from emotau.results import collect as collect_into
 
     res = collect_into(run_dir, list(sources))
     click.echo(

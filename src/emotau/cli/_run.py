@@ -39,9 +39,7 @@ from emotau.cli._common import (
 )
 def run(**opts: Any) -> None:
     """Run or resume an experiment, then print its summary."""
-    from emotau.runner._experiment import Shard
-    from emotau.runner._progress import make_progress
-    from emotau.runner._runner import run_experiment
+    from emotau.runner import Shard, make_progress, run_experiment
 
     spec = spec_from_options(opts).with_hooks(list(opts["hooks"]))
     if opts["plan"]:
@@ -60,10 +58,10 @@ def _plan(spec: Any, new_run: bool) -> None:
     from rich.table import Table
 
     from emotau.analysis.stats import DEFAULT_ICC, mde_table
-    from emotau.core._errors import SpecChangedError
-    from emotau.results._store import RunStore
-    from emotau.runner._experiment import prepare
-    from emotau.spec._spec import diff_identity
+    from emotau.core import SpecChangedError
+    from emotau.results import RunStore
+    from emotau.runner import prepare
+    from emotau.spec import diff_identity
 
     exp = prepare(spec)
     old = RunStore(spec.run_dir).read_frozen() if spec.run_dir.is_dir() else None
@@ -105,7 +103,7 @@ def _plan(spec: Any, new_run: bool) -> None:
 
 def _finish(go: Any, quiet: bool) -> None:
     """Run, then report what happened (shared by `run` and `resume`)."""
-    from emotau.results._summary import render_table
+    from emotau.results import render_table
 
     try:
         result = go()
@@ -159,9 +157,8 @@ def resume(run_dir: str, **opts: Any) -> None:
 
     Endpoint flags move the run to other servers; what the run measures cannot change.
     """
-    from emotau.runner._experiment import Shard
-    from emotau.runner._progress import make_progress
-    from emotau.runner._runner import resume as resume_run
+    from emotau.runner import Shard, make_progress
+    from emotau.runner import resume as resume_run
 
     overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
     mode = "none" if opts["quiet"] else opts["progress"]
@@ -186,13 +183,13 @@ def resume(run_dir: str, **opts: Any) -> None:
 )
 def summary(run_dir: str, fmt: str) -> None:
     """Per-variant table: episodes, success, reward, pass^k, errors, turns."""
-    from emotau.results._reader import Run
+    from emotau.results import Run
 
     data = Run.open(run_dir).summary()
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
-    from emotau.results._summary import render_table
+    from emotau.results import render_table
 
     _console().print(render_table(data, title=run_dir))
 
@@ -217,8 +214,7 @@ def summary(run_dir: str, fmt: str) -> None:
 def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     """One job of `emotau submit`: optional vLLM servers, then `resume --shard`."""
     from emotau.launch import ServeOptions, run_shard_task
-    from emotau.runner._experiment import Shard
-    from emotau.runner._progress import make_progress
+    from emotau.runner import Shard, make_progress
 
     serve = ServeOptions(
         opts["serve_agent"], opts["serve_user"], opts["vllm_command"],

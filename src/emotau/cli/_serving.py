@@ -41,8 +41,7 @@ def doctor(probes: int, fmt: str, **opts: Any) -> None:
     """Check every role's endpoint: reachable, model listed, chat, tool calling, reasoning."""
     import asyncio
 
-    from emotau.runner._doctor import diagnose, render
-    from emotau.runner._experiment import prepare
+    from emotau.runner import diagnose, prepare, render
 
     exp = prepare(spec_from_options(opts))
     reports = asyncio.run(diagnose(exp, probes))
@@ -121,8 +120,8 @@ def mock_server(
     """Serve the scripted models over OpenAI-compatible HTTP, with fault injection."""
     import asyncio
 
-    from emotau.core._errors import UserError
-    from emotau.scripted._mockserver import Faults, MockBackend, serve
+    from emotau.core import UserError
+    from emotau.scripted import Faults, MockBackend, serve
 
     try:
         import aiohttp  # noqa: F401

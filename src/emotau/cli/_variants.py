@@ -18,7 +18,7 @@ def variants_list(variants_file: tuple[str, ...]) -> None:
     """Every available variant with its emotion and description."""
     from rich.table import Table
 
-    from emotau.episode._variants import INTENSITIES, VariantLibrary
+    from emotau.episode import INTENSITIES, VariantLibrary
 
     lib = VariantLibrary.default(variants_file)
     table = Table(title="Variants (compose with '+', set intensity with ':mild|:moderate|:severe')")
@@ -45,10 +45,9 @@ def variants_show(
     name: str, task_id: int, domain: str, user_strategy: str, variants_file: tuple[str, ...]
 ) -> None:
     """Print the exact user system prompt an episode of NAME would get."""
-    from emotau.core._errors import UserError
+    from emotau.core import UserError
     from emotau.domains import load_domain
-    from emotau.episode import USER_STRATEGIES, build_user_prompt
-    from emotau.episode._variants import VariantLibrary
+    from emotau.episode import USER_STRATEGIES, VariantLibrary, build_user_prompt
 
     sel = VariantLibrary.default(variants_file).select(name)
     dom = load_domain(domain)

@@ -28,10 +28,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from emotau.core._errors import UserError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 T = TypeVar("T")
 
@@ -86,6 +88,8 @@ class Registry(Generic[T]):
 
     @cached_property
     def _entry_points(self) -> dict[str, EntryPoint]:
+        from importlib.metadata import entry_points  # ~30 ms: only when a plugin is needed
+
         found: dict[str, EntryPoint] = {}
         for ep in entry_points(group=self.group):
             found.setdefault(ep.name, ep)  # the first distribution on sys.path wins, as imports do

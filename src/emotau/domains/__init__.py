@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emotau.core._errors import UserError
-from emotau.core._registry import Registry
-from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.core import Action, Registry, RewardResult, Task, ToolResult, UserError
 from emotau.domains._base import Database, Domain, Environment, EpisodeOutcome
 
 __all__ = [

@@ -26,10 +26,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from emotau.core._types import RewardResult, Task, ToolResult
+from emotau.core import RewardResult, Task, ToolResult
 
 if TYPE_CHECKING:
-    from emotau.core._chat import ModelClient
+    from emotau.core import ModelClient
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from emotau.core._errors import UserError
-from emotau.core._record import Termination
-from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.core import Action, RewardResult, Task, Termination, ToolResult, UserError
 from emotau.domains._base import Domain, Environment, EpisodeOutcome, git_commit
-from emotau.models._judge import Judgement, judge_statements
+from emotau.models import Judgement, judge_statements
 
 #: upstream needs this Python (pyproject: requires-python >=3.12,<3.14)
 MIN_PYTHON = (3, 12)

@@ -39,8 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from emotau.core._errors import UserError
-from emotau.core._types import Action, RewardResult, Task, ToolResult
+from emotau.core import Action, RewardResult, Task, ToolResult, UserError
 from emotau.domains._base import Domain, Environment, git_commit
 
 INSTALL = (

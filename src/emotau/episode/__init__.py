@@ -3,15 +3,21 @@
 
 from emotau.episode._agents import (
     AGENT_STRATEGIES,
+    RESPOND,
     ActAgent,
     AgentStrategy,
     AgentTurn,
     ParsedCall,
     ReactAgent,
     ToolCallingAgent,
+    format_text_action,
+    parse_text_action,
 )
+from emotau.episode._engine import EpisodeSetup, run_episode
 from emotau.episode._prompts import UserPrompt, build_user_prompt, prompt_texts
 from emotau.episode._users import (
+    STOP_GAVE_UP,
+    STOP_GOAL_MET,
     USER_STRATEGIES,
     LLMUser,
     ReactUser,
@@ -20,13 +26,19 @@ from emotau.episode._users import (
     UserTurn,
     VerifyUser,
 )
+from emotau.episode._variants import INTENSITIES, VariantLibrary, VariantSelection
 
 __all__ = [
     "AGENT_STRATEGIES",
+    "INTENSITIES",
+    "RESPOND",
+    "STOP_GAVE_UP",
+    "STOP_GOAL_MET",
     "USER_STRATEGIES",
     "ActAgent",
     "AgentStrategy",
     "AgentTurn",
+    "EpisodeSetup",
     "LLMUser",
     "ParsedCall",
     "ReactAgent",
@@ -36,7 +48,12 @@ __all__ = [
     "UserPrompt",
     "UserStrategy",
     "UserTurn",
+    "VariantLibrary",
+    "VariantSelection",
     "VerifyUser",
     "build_user_prompt",
+    "format_text_action",
+    "parse_text_action",
     "prompt_texts",
+    "run_episode",
 ]

@@ -17,9 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
-from emotau.core._errors import InfraError
-from emotau.core._registry import Registry, subclass_of
+from emotau.core import ChatRequest, ChatResponse, InfraError, ModelClient, Registry, subclass_of
 
 RESPOND = "respond"
 

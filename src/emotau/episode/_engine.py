@@ -13,17 +13,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emotau.core._chat import ModelClient, RetryBudget
-from emotau.core._errors import InfraError, UserSimulatorError
-from emotau.core._hooks import EpisodeHooks
-from emotau.core._record import EpisodeRecord, Status, Termination
-from emotau.core._types import Task, ToolResult
-from emotau.domains._base import Domain, EpisodeOutcome
+from emotau.core import (
+    EpisodeHooks,
+    EpisodeRecord,
+    InfraError,
+    ModelClient,
+    RetryBudget,
+    Status,
+    Task,
+    Termination,
+    ToolResult,
+    UserSimulatorError,
+)
+from emotau.domains import Domain, EpisodeOutcome
 from emotau.episode._agents import AgentStrategy, ParsedCall
 from emotau.episode._prompts import build_user_prompt
 from emotau.episode._users import UserStrategy, UserTurn
 from emotau.episode._variants import VariantSelection
-from emotau.models._providers import EpisodeClient
+from emotau.models import EpisodeClient
 
 #: a customer's stop (see ``emotau.users.split_stop``) -> the termination it means
 USER_STOPS = {

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emotau.core._types import Task
-from emotau.domains._base import Domain
+from emotau.core import Task
+from emotau.domains import Domain
 from emotau.episode._agents import agent_prompt_templates
 from emotau.episode._users import UserStrategy, base_user_prompt, user_prompt_templates
 from emotau.episode._variants import VariantSelection

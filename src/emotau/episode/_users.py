@@ -30,10 +30,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from emotau.core._chat import ChatRequest, ChatResponse, ModelClient
-from emotau.core._errors import InfraError, UserSimulatorError
-from emotau.core._registry import Registry, subclass_of
-from emotau.core._types import ToolResult
+from emotau.core import (
+    ChatRequest,
+    ChatResponse,
+    InfraError,
+    ModelClient,
+    Registry,
+    ToolResult,
+    UserSimulatorError,
+    subclass_of,
+)
 
 STOP_GOAL_MET = "###STOP###"
 STOP_GAVE_UP = "###QUIT###"

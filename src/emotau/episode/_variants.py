@@ -28,7 +28,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 
 INTENSITIES: tuple[str, ...] = ("mild", "moderate", "severe")
 DEFAULT_INTENSITY = "moderate"

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from emotau.core._errors import UserError
-from emotau.core._registry import Registry, subclass_of
+from emotau.core import Registry, UserError, subclass_of
 
 _SHARD = "\0shard\0"  # placeholder for the shard argument in a job's command
 SUBMIT_DIR = "submit"  # inside the run directory: scripts, logs, jobs.json
@@ -206,7 +205,7 @@ def record_submission(run_dir: Path, sub: Submission) -> None:
 
 
 def unfinished_shards(run_dir: Path, array: int) -> list[int]:
-    from emotau.results._monitor import run_status
+    from emotau.results import run_status
 
     st = run_status(run_dir, array=array)
     return [s.index for s in st.shards if s.count == array and s.state != "done"]

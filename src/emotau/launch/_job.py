@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 from emotau.launch._base import SUBMIT_DIR, ServeOptions
 
 
@@ -29,8 +29,8 @@ def run_shard_task(
 ) -> Any:
     """What one job runs: optional vLLM servers for the run's models, then the shard
     (``overrides``: endpoint changes, as ``emotau resume`` takes them)."""
-    from emotau.results._reader import Run
-    from emotau.runner._runner import resume
+    from emotau.results import Run
+    from emotau.runner import resume
 
     run = Run.open(run_dir)
     overrides = dict(overrides or {})

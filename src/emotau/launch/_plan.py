@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 from emotau.launch._base import (
     SCHEDULERS,
     Scheduler,
@@ -27,7 +27,7 @@ from emotau.launch._base import (
 from emotau.launch._job import check_serve
 
 if TYPE_CHECKING:
-    from emotau.spec._spec import RunSpec
+    from emotau.spec import RunSpec
 
 
 @dataclass
@@ -75,9 +75,8 @@ def plan_submission(
     as they arise (and into the result). Creates the run directory of a new run; submits
     nothing (call :meth:`PlannedSubmission.submit`).
     """
-    from emotau.results._reader import Run
-    from emotau.runner._experiment import prepare
-    from emotau.runner._runner import open_run_dir, spec_of_run
+    from emotau.results import Run
+    from emotau.runner import open_run_dir, prepare, spec_of_run
 
     if (spec is None) == (run_dir is None):
         raise ValueError("give exactly one of spec and run_dir")

@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import time
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 from emotau.launch._base import SUBMIT_DIR, Scheduler, Submission, SubmitPlan, record_submission
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 from emotau.launch._base import (
     _SHARD,
     SUBMIT_DIR,

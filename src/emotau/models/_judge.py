@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emotau.core._chat import ChatRequest, ModelClient
-from emotau.core._errors import InfraError
+from emotau.core import ChatRequest, InfraError, ModelClient
 
 _PROMPT = """\
 You check a finished customer-support conversation between a support AGENT and a CUSTOMER.

@@ -29,8 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, ToolCall
-from emotau.core._errors import InfraError
+from emotau.core import ChatRequest, ChatResponse, InfraError, ModelClient, ToolCall
 from emotau.models._parsing import recover_tool_calls, split_reasoning
 from emotau.models._retry import RetriesExhausted, call_with_retries
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, RetryBudget
-from emotau.core._registry import Registry, a_callable
+from emotau.core import ChatRequest, ChatResponse, ModelClient, Registry, RetryBudget, a_callable
 
 if TYPE_CHECKING:
-    from emotau.core._hooks import EpisodeHooks
+    from emotau.core import EpisodeHooks
     from emotau.models._config import ModelConfig
     from emotau.models._openai import ClientSettings
 

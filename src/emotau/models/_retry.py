@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 import tenacity
 
 if TYPE_CHECKING:
-    from emotau.core._chat import RetryBudget
+    from emotau.core import RetryBudget
     from emotau.models._config import RetryConfig
 
 log = logging.getLogger("emotau.models")

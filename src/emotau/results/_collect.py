@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 from emotau.results._store import (
     EPISODES_DIR,
     RunStore,
@@ -62,7 +62,7 @@ def collect(target: str | Path, sources: Sequence[str | Path]) -> CollectResult:
         frozen = store.read_frozen()
         assert frozen is not None
         if frozen["hash"] != run.frozen["hash"]:
-            from emotau.spec._spec import diff_identity
+            from emotau.spec import diff_identity
 
             diffs = diff_identity(run.frozen["identity"], frozen["identity"])
             raise UserError(

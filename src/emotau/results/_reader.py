@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotau.core._errors import UserError
-from emotau.core._record import EpisodeRecord
+from emotau.core import EpisodeRecord, UserError
 from emotau.results._store import (
     RunStore,
 )
 from emotau.results._summary import summarize
-from emotau.spec._spec import (
+from emotau.spec import (
     RunSpec,
 )
 

@@ -28,12 +28,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from emotau.core._errors import UserError
-from emotau.core._record import (  # defined with the record; readers may import them from here
+from emotau.core import (  # defined with the record; readers may import them from here
     FIELDS,
     LIGHT_FIELDS,
     Key,
     Status,
+    UserError,
     is_finished,
     record_key,
 )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from math import comb
 from typing import Any
 
-from emotau.core._record import Status
+from emotau.core import Status
 from emotau.results._store import Key
 
 

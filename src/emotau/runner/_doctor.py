@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from emotau.core._errors import UserError
-from emotau.models._openai import describe_error
-from emotau.models._providers import provider_for
+from emotau.core import UserError
+from emotau.models import describe_error, provider_for
 
 if TYPE_CHECKING:
-    from emotau.models._config import ModelConfig
+    from emotau.models import ModelConfig
     from emotau.runner._experiment import Experiment
 
 PROBE_TOOL = {
@@ -159,7 +158,7 @@ async def diagnose(exp: Experiment, probes: int = 5) -> list[RoleReport]:
 async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: int) -> RoleReport:
     import openai
 
-    from emotau.models._parsing import recover_tool_calls, split_reasoning
+    from emotau.models import recover_tool_calls, split_reasoning
 
     rep = RoleReport(role, cfg.model, cfg.base_url or "https://api.openai.com/v1")
     client: Any = exp.make_client(role, cfg)

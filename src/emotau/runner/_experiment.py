@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from emotau.core._chat import ModelClient
-from emotau.core._errors import UserError
-from emotau.core._hooks import Hook, load_hook
-from emotau.domains import load_domain
-from emotau.domains._base import Domain
-from emotau.episode._agents import AGENT_STRATEGIES, AgentStrategy
-from emotau.episode._users import USER_STRATEGIES, UserStrategy
-from emotau.episode._variants import VariantLibrary, VariantSelection
-from emotau.models._config import ModelConfig
-from emotau.models._openai import ClientSettings
-from emotau.models._providers import PROVIDERS, create_client, provider_for
-from emotau.results._store import (
+from emotau.core import Hook, ModelClient, UserError, load_hook
+from emotau.domains import Domain, load_domain
+from emotau.episode import (
+    AGENT_STRATEGIES,
+    USER_STRATEGIES,
+    AgentStrategy,
+    UserStrategy,
+    VariantLibrary,
+    VariantSelection,
+)
+from emotau.models import PROVIDERS, ClientSettings, ModelConfig, create_client, provider_for
+from emotau.results import (
     Key,
 )
-from emotau.spec._spec import (
+from emotau.spec import (
     ResolvedSpec,
     RunSpec,
     domain_digest,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol, TextIO
 
-from emotau.core._record import is_finished
+from emotau.core import is_finished
 
 
 class Progress(Protocol):

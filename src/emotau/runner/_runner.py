@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from emotau.core._errors import SpecChangedError, UserError
-from emotau.core._hooks import EpisodeContext, HookSet, RunContext
-from emotau.episode._engine import EpisodeSetup, run_episode
-from emotau.results._reader import Run
-from emotau.results._store import (
+from emotau.core import EpisodeContext, HookSet, RunContext, SpecChangedError, UserError
+from emotau.episode import EpisodeSetup, run_episode
+from emotau.results import (
+    Run,
     RunStore,
     ShardWriter,
     shard_filename,
@@ -33,7 +32,7 @@ from emotau.runner._experiment import Experiment, Shard, prepare
 from emotau.runner._log import run_log
 from emotau.runner._progress import NullProgress, Progress
 from emotau.runner._workers import run_workers
-from emotau.spec._spec import (
+from emotau.spec import (
     RunSpec,
     build_spec,
     diff_identity,

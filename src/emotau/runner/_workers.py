@@ -8,10 +8,10 @@ import os
 import time
 from collections import Counter
 
-from emotau.core._errors import UserError
-from emotau.models._providers import provider_for
-from emotau.results._reader import Run
-from emotau.results._store import (
+from emotau.core import UserError
+from emotau.models import provider_for
+from emotau.results import (
+    Run,
     is_finished,
     repair_shard,
     shard_filename,

@@ -4,7 +4,7 @@
 Their results are synthetic and labelled so wherever they are shown.
 """
 
-from emotau.scripted._mockserver import Faults, MockBackend, Spawned, spawn
+from emotau.scripted._mockserver import Faults, MockBackend, Spawned, serve, spawn
 from emotau.scripted._models import ScriptedAgent, ScriptedJudge, ScriptedUser, provider
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "ScriptedUser",
     "Spawned",
     "provider",
+    "serve",
     "spawn",
 ]

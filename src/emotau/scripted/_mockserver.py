@@ -38,12 +38,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from emotau.core._chat import ChatRequest, ChatResponse, ToolCall
-from emotau.core._errors import UserError
-from emotau.domains import load_domain
-from emotau.domains._base import Domain
-from emotau.episode._agents import RESPOND
-from emotau.models._openai import METADATA_FIELD, METADATA_HEADER, SYNTHETIC_FINGERPRINT
+from emotau.core import ChatRequest, ChatResponse, ToolCall, UserError
+from emotau.domains import Domain, load_domain
+from emotau.episode import RESPOND
+from emotau.models import METADATA_FIELD, METADATA_HEADER, SYNTHETIC_FINGERPRINT
 from emotau.scripted._models import ScriptedAgent, ScriptedJudge, ScriptedUser
 
 _TAG_RE = re.compile(r"\[([a-z0-9:_.-]+)#(\d+)\]")

@@ -35,11 +35,15 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, ToolCall
-from emotau.core._types import Task
-from emotau.domains._base import Domain
-from emotau.episode._agents import RESPOND, format_text_action, parse_text_action
-from emotau.episode._users import STOP_GAVE_UP, STOP_GOAL_MET
+from emotau.core import ChatRequest, ChatResponse, ModelClient, Task, ToolCall
+from emotau.domains import Domain
+from emotau.episode import (
+    RESPOND,
+    STOP_GAVE_UP,
+    STOP_GOAL_MET,
+    format_text_action,
+    parse_text_action,
+)
 
 DEFAULT_PENALTY = {"frustration": 0.12, "anxiety": 0.07, "anger": 0.2, "confusion": 0.15}
 INTENSITY_FACTOR = {"mild": 0.5, "moderate": 1.0, "severe": 1.6}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 
 # Tool-call parser names registered by vLLM (vllm/tool_parsers/__init__.py on main, 2026), plus
 # names that older releases still in use registered (minimax, step_deepresearch).

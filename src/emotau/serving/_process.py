@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from emotau.core._errors import UserError
+from emotau.core import UserError
 from emotau.serving._families import resolve_tool_flags
 
 DEFAULT_HOST = "127.0.0.1"

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from emotau.core._errors import UserError
-from emotau.models._config import ModelConfig, RetryConfig
+from emotau.core import UserError
+from emotau.models import ModelConfig, RetryConfig
 
 DEFAULT_VARIANTS = ["control", "neutral", "frustration", "anxiety", "anger", "confusion"]
 
@@ -227,7 +227,7 @@ class ResolvedSpec:
         return spec_hash(self.identity)
 
     def frozen(self) -> dict[str, Any]:
-        from emotau.core._version import __version__
+        from emotau.core import __version__
 
         return {
             "format": 1,

@@ -14,7 +14,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from emotau.core._types import Task
+from emotau.core import Task
 from emotau.domains._base import Database, Domain, to_json
 from emotau.domains.hotel.data import DEFAULT_SEED, TODAY, generate
 from emotau.domains.hotel.tasks import build_tasks

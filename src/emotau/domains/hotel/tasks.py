@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from emotau.core._types import Action, Task
+from emotau.core import Action, Task
 from emotau.domains.hotel.data import (
     HOTELS,
     MAX_NIGHTS,

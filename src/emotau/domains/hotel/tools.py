@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from emotau.core._types import ToolResult
+from emotau.core import ToolResult
 from emotau.domains._base import Database, Environment, to_json
 from emotau.domains.hotel.data import (
     ACTIVE_STATUSES,
