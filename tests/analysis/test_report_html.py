@@ -22,6 +22,8 @@ import pytest
 import emotau
 from helpers import emotau as emotau_cli
 
+pytestmark = pytest.mark.browser
+
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

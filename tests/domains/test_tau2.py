@@ -19,6 +19,8 @@ import emotau
 from emotau.core._errors import UserError
 from emotau.domains import load_domain
 
+pytestmark = pytest.mark.upstream
+
 SKIP_REASON = (
     "upstream tau2-bench is not importable (needs Python >= 3.12 and "
     "`pip install -e` of https://github.com/sierra-research/tau2-bench); tau2 tests skipped"

@@ -17,11 +17,14 @@ from emotau.core._errors import UserError
 from emotau.domains import load_domain
 from helpers import emotau
 
+pytestmark = pytest.mark.upstream
+
 HAVE_UPSTREAM = importlib.util.find_spec("tau_bench") is not None
 needs_upstream = pytest.mark.skipif(
     not HAVE_UPSTREAM,
-    reason="upstream tau-bench is not installed (git clone sierra-research/tau-bench && "
-    "pip install -e ./tau-bench): parity tests skipped",
+    reason="upstream tau-bench is not installed (pip install -e a tau-bench checkout, or "
+    "git+https://github.com/sierra-research/tau-bench@59a200c6d575d595120f1cb70fea53cef0632f6b; "
+    ".ci/run runs them in .venv-upstream): parity tests skipped",
 )
 
 

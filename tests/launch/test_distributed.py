@@ -310,6 +310,7 @@ def test_plan_submission_from_python(tmp_path, single) -> None:
 
 
 # ------------------------------------------------------------------ Ray
+@pytest.mark.ray
 def test_submit_ray_runs_every_shard_on_a_local_ray(tmp_path, single) -> None:
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'emotau[ray]'")
     r = emotau(

@@ -23,6 +23,8 @@ import pytest
 
 from helpers import TESTS, all_lines
 
+pytestmark = pytest.mark.slurm
+
 ROOT = TESTS.parent
 SCRIPT = ROOT / "scripts" / "slurm-local.sh"
 GRID = ["--tasks", "4", "--num-trials", "1", "--variants", "control,anger"]  # 8 episodes
