@@ -15,13 +15,14 @@ import pytest
 from helpers import emotau, install_plugin
 
 PLUGIN = '''
-    """A third-party package with one plugin of every kind emotau runs."""
+    """A third-party package with one plugin of every kind emotau runs (and a labeller)."""
 
     import json
     import os
     import subprocess
     from pathlib import Path
 
+    from emotau.analysis.labellers import EmotionLabeller
     from emotau.core import ModelClient
     from emotau.episode import LLMUser, ToolCallingAgent
     from emotau.launch import Scheduler, Submission, record_submission
@@ -99,6 +100,17 @@ PLUGIN = '''
             record_submission(plan.run_dir, sub)
             sub.message = f"ran {len(argv)} job(s)"
             return sub
+
+
+    class Shouting(EmotionLabeller):
+        """Anger 3 for a message of an even number of characters, nothing for the others."""
+
+        name = "shouting"
+        title = "shouting labeller"
+
+        async def label(self, texts, judge, concurrency):
+            assert judge is None
+            return [("anger", 3) if len(t) % 2 == 0 else ("none", 0) for t in texts]
 '''
 
 ENTRY_POINTS = {
@@ -107,6 +119,7 @@ ENTRY_POINTS = {
     "emotau.users": {"marked-user": "emo_testplugins:MarkedUser"},
     "emotau.providers": {"tagged": "emo_testplugins:tagged"},
     "emotau.schedulers": {"local-jobs": "emo_testplugins:LocalJobs"},
+    "emotau.labellers": {"shouting": "emo_testplugins:Shouting"},
 }
 
 #: a small grid: 2 tasks x 2 variants x 1 trial, over two worker processes
@@ -255,6 +268,30 @@ def test_submit_slurm_and_ray_flags_are_unchanged(plugin_env) -> None:
         assert r.returncode == 0 and own in r.stdout and "--option" not in r.stdout
     r = emotau("submit", "local-jobs", "--help", environ=plugin_env)
     assert "--option" in r.stdout and "--array" in r.stdout and "--partition" not in r.stdout
+
+
+def test_emotion_labeller_plugin(tmp_path, plugin_env) -> None:
+    pytest.importorskip("pyarrow")
+    run_dir = _run(tmp_path, plugin_env, "--domain", "toy-plugin")
+    out = tmp_path / "report"
+    r = emotau("analyze", str(run_dir), "--labeller", "shouting", "--out", str(out),
+               "--bootstrap", "100", environ=plugin_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    md = (out / "summary.md").read_text()
+    assert "## Manipulation check (shouting labeller)" in md
+    import pandas as pd
+
+    emotion = pd.read_parquet(out / "emotion.parquet")
+    texts = [t["content"] or "" for recs in _shards(run_dir).values() for r in recs
+             for t in r["turns"] if t["role"] == "user"]  # fmt: skip
+    assert len(emotion) == len(texts) and len(texts) > 0
+    shouted = sum(len(t) % 2 == 0 for t in texts)
+    assert 0 < shouted < len(texts)  # the check can tell the plugin from the lexicon
+    assert (emotion["judge_emotion"] == "anger").sum() == shouted
+    assert (emotion["judge_emotion"] == "none").sum() == len(texts) - shouted
+    r = emotau("analyze", str(run_dir), "--labeller", "nope", environ=plugin_env)
+    assert r.returncode == 2
+    assert "unknown emotion labeller 'nope'; allowed: judge, lexicon, shouting" in r.stderr
 
 
 def test_a_broken_plugin_is_one_line(tmp_path) -> None:

@@ -94,8 +94,8 @@ def analyze(run: Run | str | Path, out: str | Path | None = None, **options: Any
 
     Returns an :class:`emotau.analysis.report.Analysis` whose attributes are the report's
     tables as DataFrames. Options: ``reference``, ``n_boot``, ``seed``, ``valence``,
-    ``max_conversations``, ``emotion_judge`` (with ``judge_base_url``, ``api_key_env``); see
-    ``docs/analysis.md``.
+    ``max_conversations``, ``emotion_judge`` (with ``judge_base_url``, ``api_key_env``),
+    ``labeller`` (an emotion labeller's name); see ``docs/analysis.md``.
     """
     from emotau.analysis.report import analyze as _analyze
 

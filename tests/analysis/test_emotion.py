@@ -524,7 +524,7 @@ def test_judge_labels_a_list_and_retries() -> None:
 
 def test_judge_gives_up_with_infra_error() -> None:
     judge = FakeJudge(bad=["nope", None, "{}", "[1, 2]", "never reached"])
-    with pytest.raises(InfraError, match="after 4 attempts"):
+    with pytest.raises(InfraError, match="in 4 attempts"):
         asyncio.run(label_with_judge(judge, ["I'm worried."], retries=3))
     assert len(judge.requests) == 4
 

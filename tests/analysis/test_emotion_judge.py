@@ -17,16 +17,17 @@ import pytest
 import emotau as api
 from emotau.analysis.emotion import (
     JUDGE_RUBRIC,
-    _judge_prompt,
     detected_emotion,
     label_with_judge,
     parse_judge_answer,
     score_message,
 )
+from emotau.analysis.labellers import judge_prompt as _judge_prompt
 from emotau.analysis.report import analyze, judge_agreement
 from emotau.core._chat import ChatRequest
 from emotau.core._errors import UserError
-from emotau.scripted._models import JUDGE_INTENSITY_CUTS, ScriptedJudge
+from emotau.emotion import INTENSITY_CUTS as JUDGE_INTENSITY_CUTS
+from emotau.scripted._models import ScriptedJudge
 from helpers import all_lines, emotau, mock_server, mock_stats
 
 pytest.importorskip("matplotlib")
@@ -177,7 +178,7 @@ def test_analyze_with_the_scripted_judge(run_dir, tmp_path) -> None:
 def test_judge_labels_drive_the_section(run_dir, monkeypatch) -> None:
     """A judge that sees no emotion anywhere: the judge's check flags every arm, the
     lexicon's does not, and agreement drops."""
-    monkeypatch.setattr("emotau.scripted._models._emotion_label", lambda text: ("none", 0))
+    monkeypatch.setattr("emotau.scripted._models.lexicon_label", lambda text: ("none", 0))
     a = analyze(run_dir, n_boot=200, emotion_judge=True)
     ex = a.manipulation_judge["expression"]
     assert (ex["rate"] == 0).all() and ex["flag"].all()

@@ -298,7 +298,7 @@ def test_analyze_a_run_through_the_mock_server(tmp_path) -> None:
 
 
 def test_markdown_cells_cannot_carry_html() -> None:
-    from emotau.analysis.render import _md_cell
+    from emotau.analysis._format import md_cell as _md_cell
 
     cell = _md_cell("<b onmouseover=alert(1)>boom</b> <!-- x --> <script>|")
     assert "<b" not in cell and "</b" not in cell and "<!--" not in cell and "<script" not in cell

@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotau.analysis.render import Table, _ci, _md_cell, _num, _p, _pct, _signed, markdown_table
+from emotau.analysis._format import Table, ci, markdown_table, md_cell, num, p_value, pct, signed
 from emotau.analysis.report import pick_reference
 from emotau.analysis.stats import compare_variants, holm
-from emotau.core._errors import UserError
-from emotau.core._record import is_finished
+from emotau.core import UserError, is_finished
 
 _COLUMNS = ("task_id", "variant", "trial", "success", "reward")
 
@@ -34,8 +33,8 @@ class RunComparison:
 
     def to_markdown(self) -> str:
         a, b = self.labels
-        lines = [f"# emotau compare: {_md_cell(a)} (A) vs {_md_cell(b)} (B)", ""]
-        lines += [f"**Warning:** {_md_cell(w)}" for w in self.warnings]
+        lines = [f"# emotau compare: {md_cell(a)} (A) vs {md_cell(b)} (B)", ""]
+        lines += [f"**Warning:** {md_cell(w)}" for w in self.warnings]
         lines.append("")
         headers = [
             "variant", "pairs", f"A {a}", f"B {b}", "B - A (points)", "95% CI",
@@ -47,14 +46,14 @@ class RunComparison:
         rows = []
         for r in self.table.itertuples():
             row = [
-                str(r.variant), _num(r.pairs, 0), _pct(r.rate_a), _pct(r.rate_b),
-                _signed(r.diff_pp), _ci(r.diff_low_pp, r.diff_high_pp, scale=1),
-                f"{_p(r.p_mcnemar)} ({_p(r.p_mcnemar_holm)})",
-                f"{_p(r.p_permutation)} ({_p(r.p_permutation_holm)})",
+                str(r.variant), num(r.pairs, 0), pct(r.rate_a), pct(r.rate_b),
+                signed(r.diff_pp), ci(r.diff_low_pp, r.diff_high_pp, scale=1),
+                f"{p_value(r.p_mcnemar)} ({p_value(r.p_mcnemar_holm)})",
+                f"{p_value(r.p_permutation)} ({p_value(r.p_permutation_holm)})",
             ]  # fmt: skip
             if with_did:
-                row += [_signed(r.drop_a_pp), _signed(r.drop_b_pp), _signed(r.did_pp)]
-                row.append(_ci(r.did_low_pp, r.did_high_pp, scale=1))
+                row += [signed(r.drop_a_pp), signed(r.drop_b_pp), signed(r.did_pp)]
+                row.append(ci(r.did_low_pp, r.did_high_pp, scale=1))
             rows.append(row)
         return "\n".join(lines + markdown_table(Table(headers, rows)))
 
@@ -80,7 +79,7 @@ def compare_runs(
     seed: int = 0,
 ) -> RunComparison:
     """Compare run B against run A variant by variant (paths or :class:`emotau.Run`)."""
-    from emotau.results._reader import Run
+    from emotau.results import Run
 
     ra = run_a if isinstance(run_a, Run) else Run.open(run_a)
     rb = run_b if isinstance(run_b, Run) else Run.open(run_b)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotau.core._record import Status, Termination
+from emotau.core import Status, Termination
 
 # ------------------------------------------------------------------------ agent behaviour
 _FEELING = (

@@ -16,13 +16,25 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from emotau.analysis._format import (
+    Section,
+    Table,
+    ci,
+    count_of,
+    markdown_table,
+    md_cell,
+    missing,
+    num,
+    p_value,
+    pct,
+    signed,
+)
 from emotau.analysis.conversation import FAILURE_REASONS, SUMMARY_MEASURES
 
 if TYPE_CHECKING:
@@ -34,64 +46,6 @@ PLOTS = {
     "task_heatmap": "Success rate by task and variant",
     "emotion_turns": "Customer emotion over the conversation",
 }
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Section:
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    anchor: str = ""
-
-
-# --------------------------------------------------------------------------- formatting
-def _pct(x: Any, digits: int = 1) -> str:
-    return "–" if _missing(x) else f"{100 * float(x):.{digits}f}%"
-
-
-def _ci(lo: Any, hi: Any, scale: float = 100, digits: int = 1) -> str:
-    if _missing(lo) or _missing(hi):
-        return ""
-    return f"[{scale * float(lo):.{digits}f}, {scale * float(hi):.{digits}f}]"
-
-
-def _num(x: Any, digits: int = 2) -> str:
-    return "–" if _missing(x) else f"{float(x):.{digits}f}"
-
-
-def _signed(x: Any, digits: int = 1, scale: float = 1) -> str:
-    return "–" if _missing(x) else f"{scale * float(x):+.{digits}f}"
-
-
-def _p(x: Any) -> str:
-    if _missing(x):
-        return "–"
-    x = float(x)
-    return "<0.001" if x < 0.001 else f"{x:.3f}"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _missing(x: Any) -> bool:
-    if x is None or x is pd.NA:
-        return True
-    try:
-        return math.isnan(float(x))
-    except (TypeError, ValueError):
-        return False
 
 
 # --------------------------------------------------------------------------- sections
@@ -119,8 +73,8 @@ def _overview(a: Analysis) -> Section:
     s = Section("Overview", anchor="overview")
     s.paragraphs.append(
         f"Run `{m['run']}` (spec {m['spec_hash']}): domain `{m['domain']}`, "
-        f"{_n(m['tasks'], 'task')} x {_n(len(a.variants), 'variant')} x "
-        f"{_n(m['trials'], 'trial')} = {_n(len(a.episodes), 'episode')} recorded. "
+        f"{count_of(m['tasks'], 'task')} x {count_of(len(a.variants), 'variant')} x "
+        f"{count_of(m['trials'], 'trial')} = {count_of(len(a.episodes), 'episode')} recorded. "
         f"Models: {models}. Agent strategy `{m['agent_strategy']}`."
     )
     if a.reference:
@@ -152,14 +106,12 @@ def _success(a: Analysis) -> Section | None:
         if sr is None:
             continue
         mr = _metric(a, v, "mean_reward")
-        row = [v, str(sr["episodes"]), str(sr["tasks"]), _pct(sr["estimate"])]
-        row += [_ci(sr["low"], sr["high"]), _num(mr["estimate"] if mr is not None else None)]
-        row.append("" if mr is None else _ci(mr["low"], mr["high"], scale=1, digits=2))
+        row = [v, str(sr["episodes"]), str(sr["tasks"]), pct(sr["estimate"])]
+        row += [ci(sr["low"], sr["high"]), num(mr["estimate"] if mr is not None else None)]
+        row.append("" if mr is None else ci(mr["low"], mr["high"], scale=1, digits=2))
         for k in ks:
             pk = _metric(a, v, "pass^k", k)
-            row.append(
-                "–" if pk is None else f"{_pct(pk['estimate'])} {_ci(pk['low'], pk['high'])}"
-            )
+            row.append("–" if pk is None else f"{pct(pk['estimate'])} {ci(pk['low'], pk['high'])}")
         rows.append(row)
     s = Section("Success by variant", anchor="success")
     s.paragraphs.append(
@@ -185,14 +137,14 @@ def _deltas(a: Analysis) -> Section | None:
             [
                 str(r.variant),
                 str(r.pairs),
-                _pct(r.ref_rate),
-                _pct(r.variant_rate),
-                _signed(r.diff_pp),
-                _ci(r.diff_low_pp, r.diff_high_pp, scale=1),
-                "–" if _missing(r.rel_change) else f"{100 * r.rel_change:+.0f}%",
+                pct(r.ref_rate),
+                pct(r.variant_rate),
+                signed(r.diff_pp),
+                ci(r.diff_low_pp, r.diff_high_pp, scale=1),
+                "–" if missing(r.rel_change) else f"{100 * r.rel_change:+.0f}%",
                 f"{r.ref_only}/{r.variant_only}",
-                f"{_p(r.p_mcnemar)} ({_p(r.p_mcnemar_holm)})",
-                f"{_p(r.p_permutation)} ({_p(r.p_permutation_holm)})",
+                f"{p_value(r.p_mcnemar)} ({p_value(r.p_mcnemar_holm)})",
+                f"{p_value(r.p_permutation)} ({p_value(r.p_permutation_holm)})",
             ]
         )
     s = Section(f"Against {ref}", anchor="deltas")
@@ -208,14 +160,15 @@ def _deltas(a: Analysis) -> Section | None:
 
 def _design(a: Analysis) -> Section:
     d = a.design
-    icc = "assumed 0.30" if _missing(d["icc"]) else f"measured {d['icc']:.2f}"
-    base = "unknown" if _missing(d["baseline"]) else _pct(d["baseline"], 0)
+    icc = "assumed 0.30" if missing(d["icc"]) else f"measured {d['icc']:.2f}"
+    base = "unknown" if missing(d["baseline"]) else pct(d["baseline"], 0)
     s = Section("Design and power", anchor="design")
     s.paragraphs.append(
-        f"{_n(d['tasks'], 'task')} x {_n(d['trials'], 'trial')} per arm. The smallest "
+        f"{count_of(d['tasks'], 'task')} x {count_of(d['trials'], 'trial')} per arm. The smallest "
         f"difference from the reference this design detects with 80% power at alpha = 0.05 is "
         f"**{100 * d['mde']:.1f} points** ({100 * d['mde_holm']:.1f} with the Bonferroni bound "
-        f"of Holm over {_n(d['comparisons'], 'comparison')}); reference success {base}, intra-task "
+        f"of Holm over {count_of(d['comparisons'], 'comparison')}); reference success {base}, "
+        f"intra-task "
         f"correlation {icc}. Smaller true effects are likely to be missed: a difference that is "
         "not significant here is not evidence of no effect. `emotau run --plan` prints this "
         "before a run."
@@ -231,7 +184,18 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
     m = a.manipulation_judge if judge else a.manipulation
     if not m:
         return None
-    if judge:
+    if judge and "model" not in a.judge:  # a labeller that needs no model
+        j = a.judge
+        s = Section(f"Manipulation check ({j.get('title')})", anchor="manipulation-judge")
+        s.paragraphs.append(
+            f"The emotion labeller `{j.get('labeller')}` labelled each of the "
+            f"{j.get('distinct_messages', 0)} distinct customer messages with one emotion (or "
+            "none) and an intensity 0-3. The labelled emotion scores intensity / 3, so an "
+            "episode expresses an emotion when a message is labelled with it at intensity 1 or "
+            "more. A variant is flagged when the lower bound of its paired 95% interval "
+            "against the reference is at or below zero."
+        )
+    elif judge:
         s = Section("Manipulation check (LLM judge)", anchor="manipulation-judge")
         j = a.judge
         where = f" at {j['endpoint']}" if j.get("endpoint") else " (in process)"
@@ -245,7 +209,7 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
             f"The run's judge model `{j.get('model')}`{where} labelled each of the "
             f"{j.get('distinct_messages', 0)} distinct customer messages with one emotion "
             "(or none) and an intensity 0-3, using emotau's fixed rubric "
-            f"({_count(j.get('calls', 0), 'call')}, {j.get('prompt_tokens', 0)} prompt and "
+            f"({count_of(j.get('calls', 0), 'call')}, {j.get('prompt_tokens', 0)} prompt and "
             f"{j.get('completion_tokens', 0)} completion tokens). The labelled emotion scores "
             "intensity / 3, so an episode expresses an emotion when a message is labelled "
             "with it at intensity 1 or more. A variant is flagged when the lower bound of its "
@@ -276,9 +240,9 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
                     str(r.variant),
                     str(r.emotion),
                     str(r.n_episodes),
-                    f"{_pct(r.rate)} {_ci(r.rate_low, r.rate_high)}",
-                    _pct(r.reference_rate),
-                    f"{100 * r.diff:+.1f} {_ci(r.diff_low, r.diff_high)}",
+                    f"{pct(r.rate)} {ci(r.rate_low, r.rate_high)}",
+                    pct(r.reference_rate),
+                    f"{100 * r.diff:+.1f} {ci(r.diff_low, r.diff_high)}",
                     verdict,
                 ]
             )
@@ -291,7 +255,7 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
         rows = []
         for intended, r in conf.iterrows():
             n = int(counts.loc[intended].sum()) if counts is not None else 0
-            rows.append([str(intended), str(n), *(_pct(x, 0) for x in r.to_numpy())])
+            rows.append([str(intended), str(n), *(pct(x, 0) for x in r.to_numpy())])
         headers = ["intended \\ detected", "episodes", *map(str, conf.columns)]
         s.tables.append(Table(headers, rows, "Confusion matrix (share of episodes)"))
     inten = m.get("intensity")
@@ -301,10 +265,10 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
                 str(r.emotion),
                 str(r.intensity),
                 str(r.n_episodes),
-                _num(r.mean_score),
-                _num(r.mean_max_score),
-                _pct(r.rate),
-                "–" if _missing(r.monotonic) else ("yes" if r.monotonic else "NO"),
+                num(r.mean_score),
+                num(r.mean_max_score),
+                pct(r.rate),
+                "–" if missing(r.monotonic) else ("yes" if r.monotonic else "NO"),
             ]
             for r in inten.itertuples()
         ]
@@ -318,9 +282,9 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
                 str(r.variant),
                 str(r.emotion),
                 str(r.n_episodes),
-                _num(r.first),
-                _num(r.last),
-                _signed(r.diff, 2),
+                num(r.first),
+                num(r.last),
+                signed(r.diff, 2),
             ]
             for r in stab.itertuples()
         ]
@@ -329,7 +293,7 @@ def _manipulation(a: Analysis, judge: bool = False) -> Section | None:
     agree = m.get("agreement")
     if agree is not None and not agree.empty:
         rows = [
-            [str(r.variant), str(r.messages), str(r.agree), _pct(r.agreement), _num(r.kappa)]
+            [str(r.variant), str(r.messages), str(r.agree), pct(r.agreement), num(r.kappa)]
             for r in agree.itertuples()
         ]
         headers = ["variant", "messages", "same label", "agreement", "Cohen's kappa"]
@@ -355,7 +319,7 @@ def _taxonomy(a: Analysis) -> Section | None:
             r = sub.loc[c]
             n = int(r["n_flagged"] if c == "false_goal_met" else r["n_primary"])
             row.append(
-                f"{n} ({_pct(r['share_flagged'] if c == 'false_goal_met' else r['share'], 0)})"
+                f"{n} ({pct(r['share_flagged'] if c == 'false_goal_met' else r['share'], 0)})"
             )
         rows.append(row)
     s = Section("Why episodes failed", anchor="failures")
@@ -388,9 +352,9 @@ def _conversation(a: Analysis) -> Section | None:
                 continue
             r = r.iloc[0]
             if measure.startswith("any_"):
-                row.append(f"{_pct(r['mean'], 0)} {_ci(r['ci_low'], r['ci_high'], digits=0)}")
+                row.append(f"{pct(r['mean'], 0)} {ci(r['ci_low'], r['ci_high'], digits=0)}")
             else:
-                row.append(f"{r['mean']:.1f} {_ci(r['ci_low'], r['ci_high'], 1)}")
+                row.append(f"{r['mean']:.1f} {ci(r['ci_low'], r['ci_high'], 1)}")
         rows.append(row)
     s.tables.append(Table(["measure", *a.variants], rows))
     b = a.behaviour
@@ -400,10 +364,10 @@ def _conversation(a: Analysis) -> Section | None:
                 str(r.variant),
                 str(r.behaviour),
                 str(r.n_with),
-                _pct(r.success_with),
+                pct(r.success_with),
                 str(r.n_without),
-                _pct(r.success_without),
-                _signed(r.difference, scale=100),
+                pct(r.success_without),
+                signed(r.difference, scale=100),
             ]
             for r in b.itertuples()
         ]
@@ -432,26 +396,8 @@ def _completeness(a: Analysis) -> Section:
 
 
 # --------------------------------------------------------------------------- markdown
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # what a Markdown viewer would take for HTML
-
-
-def _md_cell(text: str) -> str:
-    """Cells can hold model or error text: no raw HTML reaches a Markdown viewer."""
-    text = _TAG_START.sub("&lt;", text.replace("&", "&amp;"))  # "<0.001" stays readable
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(t: Table) -> list[str]:
-    """A table's Markdown lines (caption, header, rows, a blank line), cells made safe."""
-    out = [f"**{t.caption}**", ""] if t.caption else []
-    out.append("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
-    out.append("|" + "---|" * len(t.headers))
-    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
-    return [*out, ""]
-
-
 def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[str]) -> str:
-    out = [f"# emotau report: {_md_cell(a.meta['run'])}", ""]
+    out = [f"# emotau report: {md_cell(a.meta['run'])}", ""]
     for s in sections:
         out += [f"## {s.title}", ""]
         for p in s.paragraphs:
@@ -620,7 +566,6 @@ def _json_for_script(obj: Any) -> str:
 
 def _md_inline(text: str) -> str:
     """Escape, then the two bits of Markdown the paragraphs use: `code` and **bold**."""
-    import re
 
     out = html.escape(text)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
@@ -754,4 +699,4 @@ def write_report(a: Analysis, out: Path, *, turns_written: bool = False) -> Path
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if _missing(v) and not isinstance(v, str) else v) for k, v in d.items()}
+    return {k: (None if missing(v) and not isinstance(v, str) else v) for k, v in d.items()}

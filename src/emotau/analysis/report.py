@@ -7,9 +7,10 @@ keeps a bounded sample. :meth:`Analysis.write` renders the report directory
 (:mod:`emotau.analysis.render`).
 
 With ``emotion_judge=True`` the customer messages are also labelled by the run's judge model
-(:func:`emotau.analysis.emotion.label_with_judge`), and the manipulation check is repeated on
-those labels. Only that mode keeps the messages' text until the end of the pass (about the
-size of the customer's side of every conversation; identical texts are stored once).
+(the ``judge`` labeller of :mod:`emotau.analysis.labellers`; ``labeller=NAME`` picks another),
+and the manipulation check is repeated on those labels. Only that mode keeps the messages'
+text until the end of the pass (about the size of the customer's side of every conversation;
+identical texts are stored once).
 """
 
 from __future__ import annotations
@@ -27,17 +28,14 @@ import numpy as np
 import pandas as pd
 
 from emotau.analysis._analysis import Analysis
+from emotau.analysis._manipulation import manipulation_check
+from emotau.analysis._messages import score_episodes
 from emotau.analysis.conversation import (
     behaviour_vs_success,
     conversation_summary,
     failure_taxonomy,
 )
-from emotau.analysis.emotion import (
-    SCORE_COLUMNS,
-    label_with_judge,
-    manipulation_check,
-    score_episodes,
-)
+from emotau.analysis.labellers import LABELLERS, EmotionLabeller, label_messages
 from emotau.analysis.render import write_report
 from emotau.analysis.stats import (
     compare_variants,
@@ -46,8 +44,8 @@ from emotau.analysis.stats import (
     summarize_variants,
 )
 from emotau.analysis.tables import TURN_COLUMNS, build_tables
-from emotau.core._errors import InfraError, UserError
-from emotau.core._record import Status, is_finished
+from emotau.core import InfraError, Status, UserError, is_finished
+from emotau.emotion import SCORE_COLUMNS
 
 CHUNK = 500  # episodes whose full records are held at once
 MAX_CONVERSATIONS = 600  # episodes embedded in the HTML conversation browser
@@ -68,6 +66,7 @@ def analyze(
     emotion_judge: bool = False,
     judge_base_url: str | None = None,
     api_key_env: str | None = None,
+    labeller: str | None = None,
 ) -> Analysis:
     """Analyse a run (a path or :class:`emotau.Run`); with ``out``, also write the report.
 
@@ -80,17 +79,20 @@ def analyze(
     ``resume`` needs must be there: the domain, variant files, the roles' API keys);
     ``judge_base_url`` and ``api_key_env`` move the judge to another server, as ``resume``'s
     flags do. The judge failing (unreachable, unusable answers after the retries) is a
-    :class:`UserError`, and no report is written.
+    :class:`UserError`, and no report is written. ``labeller`` names another labeller of the
+    entry-point group ``emotau.labellers`` (``emotion_judge=True`` is ``labeller="judge"``).
     """
-    from emotau.results._reader import Run
-    from emotau.runner._runner import outside_event_loop
+    from emotau.results import Run
+    from emotau.runner import outside_event_loop
 
     run = run if isinstance(run, Run) else Run.open(run)
     variants = run.variants
     ref = pick_reference(reference, variants)
-    if not emotion_judge and (judge_base_url is not None or api_key_env is not None):
+    second = _second_labeller(emotion_judge, labeller)
+    uses_judge = second is not None and second.uses_judge
+    if not uses_judge and (judge_base_url is not None or api_key_env is not None):
         raise UserError("--judge-base-url and --api-key-env are options of --emotion-judge")
-    judge_exp = _judge_experiment(run, judge_base_url, api_key_env) if emotion_judge else None
+    judge_exp = _judge_experiment(run, judge_base_url, api_key_env) if uses_judge else None
     if out is not None:
         _check_out(Path(out), run.path)
     created = _missing_dirs(Path(out)) if out is not None else []
@@ -116,7 +118,7 @@ def analyze(
             ran = [r for r in chunk if is_finished(r)]  # infra errors: no say
             if ran:
                 msgs = score_episodes(ran, valence=valence)
-                if judge_exp is None:
+                if second is None:
                     msgs = msgs.drop(columns="text")
                 msg_parts.append(_compact(msgs))
             conversations.extend(_conversation(r) for r in chunk if keep(r))
@@ -128,11 +130,15 @@ def analyze(
             raise UserError(f"run {str(run.path)!r} has no episodes yet: nothing to analyse")
         episodes = pd.concat(ep_parts, ignore_index=True)
         del ep_parts
-        messages = pd.concat(msg_parts, ignore_index=True) if msg_parts else _no_messages(judge_exp)
+        messages = (
+            pd.concat(msg_parts, ignore_index=True)
+            if msg_parts
+            else _no_messages(second is not None)
+        )
         del msg_parts
-        if judge_exp is not None:  # before the turn file is kept: a failure leaves no report
+        if second is not None:  # before the turn file is kept: a failure leaves no report
             judged, judge_info = outside_event_loop(
-                lambda: asyncio.run(_judge_labels(judge_exp, messages))
+                lambda: asyncio.run(_second_labels(second, judge_exp, messages))
             )
             judged = judged.drop(columns="text")
             messages = messages.drop(columns="text")
@@ -411,10 +417,9 @@ def _manipulation(
 def _judge_experiment(run: Any, base_url: str | None, api_key_env: str | None) -> Any:
     """The run's experiment rebuilt from its frozen spec, with the judge's endpoint moved as
     ``emotau resume --judge-base-url/--api-key-env`` moves it (validates the clients)."""
-    from emotau.models._providers import provider_for
-    from emotau.runner._experiment import prepare
-    from emotau.runner._runner import spec_of_run
-    from emotau.spec._spec import build_spec
+    from emotau.models import provider_for
+    from emotau.runner import prepare, spec_of_run
+    from emotau.spec import build_spec
 
     spec = build_spec(
         spec_of_run(run.path).model_dump(mode="json"),
@@ -428,9 +433,50 @@ def _judge_experiment(run: Any, base_url: str | None, api_key_env: str | None) -
     return prepare(spec)
 
 
-async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """``label_with_judge`` with the run's judge client; its failures become one UserError."""
-    from emotau.models._providers import EpisodeClient, provider_for
+def _second_labeller(emotion_judge: bool, name: str | None) -> EmotionLabeller | None:
+    """The labeller that labels the messages next to the lexicon, if any."""
+    if emotion_judge and name not in (None, "judge"):
+        raise UserError(f"--emotion-judge is --labeller judge, not also --labeller {name}")
+    if emotion_judge:
+        name = "judge"
+    if name is None:
+        return None
+    cls = LABELLERS.get(name)
+    try:
+        return cls()
+    except Exception as exc:
+        raise UserError(f"emotion labeller {name!r} could not be built: {exc}") from None
+
+
+async def _second_labels(
+    labeller: EmotionLabeller, exp: Any, messages: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The labeller's labels of the messages, and what the report says about it."""
+    distinct = len({t for t in messages["text"] if isinstance(t, str) and t.strip()})
+    info: dict[str, Any] = {
+        "labeller": labeller.name,
+        "title": labeller.title or labeller.name,
+        "distinct_messages": distinct,
+        "synthetic": False,
+    }
+    if exp is not None:
+        labelled, judge = await _judge_labels(labeller, exp, messages)
+        return labelled, {**info, **judge}
+    try:
+        labelled = await label_messages(labeller, messages)
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        raise UserError(
+            f"--labeller {labeller.name}: {type(exc).__name__}: {text} (no report written)"
+        ) from None
+    return labelled, info
+
+
+async def _judge_labels(
+    labeller: EmotionLabeller, exp: Any, messages: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The labels with the run's judge client; its failures become one UserError."""
+    from emotau.models import EpisodeClient, provider_for
 
     cfg = exp.spec.judge
     scripted = provider_for(cfg) == "scripted"
@@ -441,22 +487,21 @@ async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame,
     exp.client_settings().rebind()  # the endpoint limits belong to this event loop
     inner = exp.make_client("judge", cfg)
     client = EpisodeClient(inner, None)  # meters calls and tokens; retries as a run's calls
+    flag = "--emotion-judge" if labeller.name == "judge" else f"--labeller {labeller.name}"
     try:
-        labelled = await label_with_judge(
-            client, messages, concurrency=cfg.max_concurrency or exp.spec.max_concurrency
-        )
+        labelled = await label_messages(
+            labeller, messages, judge=client,
+            concurrency=cfg.max_concurrency or exp.spec.max_concurrency,
+        )  # fmt: skip
     except InfraError as exc:
         detail = str(exc) if where in str(exc) else f"{where}: {exc}"
-        raise UserError(
-            "--emotion-judge: " + " ".join(detail.split()) + " (no report written)"
-        ) from None
+        raise UserError(f"{flag}: " + " ".join(detail.split()) + " (no report written)") from None
     finally:
         await inner.aclose()
     info = {
         "model": cfg.model,
         "endpoint": None if scripted else (cfg.base_url or "OpenAI"),
         "synthetic": bool(client.synthetic),
-        "distinct_messages": len({t for t in messages["text"] if isinstance(t, str) and t.strip()}),
         **client.usage(),
     }
     return labelled, info
@@ -465,8 +510,8 @@ async def _judge_labels(exp: Any, messages: pd.DataFrame) -> tuple[pd.DataFrame,
 def _add_judge(
     result: Analysis, judged: pd.DataFrame, info: dict[str, Any], n_boot: int, seed: int
 ) -> None:
-    """The manipulation check on the judge's labels, its agreement with the lexicon."""
-    label = "manipulation check (LLM judge)"
+    """The manipulation check on the second labeller's labels, its agreement with the lexicon."""
+    label = f"manipulation check ({info.get('title', 'LLM judge')})"
     warnings = result.warnings
     if info["synthetic"]:
         warnings.append(
@@ -547,11 +592,11 @@ def _chunks(it: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str, Any
         yield chunk
 
 
-def _no_messages(judge_exp: Any) -> pd.DataFrame:
+def _no_messages(with_text: bool) -> pd.DataFrame:
     """The message table of a run in which no episode ran (every one an infra error)."""
     cols = ["task_id", "variant", "trial", "turn_index", "n_user_turns", "intended"]
     cols += ["intended_intensity", *SCORE_COLUMNS, "valence", "detected"]
-    cols += ["text"] if judge_exp is not None else []
+    cols += ["text"] if with_text else []
     return pd.DataFrame(columns=cols)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from emotau.results import task_pass_hat_k
+
 COLUMNS = ("task_id", "variant", "trial", "success", "reward")
 DEFAULT_ICC = 0.3
 """Assumed intra-task correlation of success when none is given. tau-bench tasks are strongly
@@ -60,22 +62,16 @@ def _one_arm(df: pd.DataFrame, required: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def pass_hat_k(c: int, n: int, k: int) -> float:
-    """Unbiased pass^k of one task: C(c, k) / C(n, k); 0 when c < k, NaN when n < k."""
-    if k < 1 or c < 0 or n < 0 or c > n:
-        raise ValueError(f"need k >= 1 and 0 <= c <= n (got c={c}, n={n}, k={k})")
-    return math.nan if n < k else math.comb(c, k) / math.comb(n, k)
+#: pass^k of one task (``pass_hat_k(c, n, k)``): :func:`emotau.results.task_pass_hat_k`
+pass_hat_k = task_pass_hat_k
 
 
 def _pass_matrix(c: np.ndarray, n: np.ndarray, ks: Sequence[int]) -> np.ndarray:
-    """Per-task pass^k for each k (columns), as prod_{i<k} (c-i)/(n-i); NaN where n < k."""
-    out = np.full((len(c), len(ks)), np.nan)
-    cf, nf = c.astype(float), n.astype(float)
-    for j, k in enumerate(ks):
-        ok = n >= k
-        i = np.arange(k)  # when c < k the factor at i = c is 0, so the product is 0
-        out[ok, j] = ((cf[ok, None] - i) / (nf[ok, None] - i)).prod(axis=1)
-    return out
+    """Per-task pass^k (rows: tasks) for each k (columns); NaN where n < k."""
+    return np.array(
+        [[task_pass_hat_k(int(ci), int(ni), k) for k in ks] for ci, ni in zip(c, n, strict=True)],
+        dtype=float,
+    ).reshape(len(c), len(ks))
 
 
 def _task_aggregates(df: pd.DataFrame) -> pd.DataFrame:

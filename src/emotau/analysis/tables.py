@@ -19,8 +19,7 @@ from typing import Any
 import pandas as pd
 
 from emotau.analysis.conversation import FAILURE_REASONS, classify_failure, message_behaviours
-from emotau.core._errors import UserError
-from emotau.core._record import KEY_FIELDS, record_key
+from emotau.core import KEY_FIELDS, UserError, record_key
 
 KEY = KEY_FIELDS
 USAGE_ROLES = ("agent", "user", "judge")

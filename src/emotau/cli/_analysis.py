@@ -43,6 +43,13 @@ from emotau.cli._common import _console
     help="Also label every customer message with the run's judge model and repeat the "
     "manipulation check on its labels.",
 )
+@click.option(
+    "--labeller",
+    metavar="NAME",
+    help="Also label every customer message with this emotion labeller (entry-point group "
+    "emotau.labellers; built-ins: lexicon, judge) and repeat the manipulation check on its "
+    "labels. --emotion-judge is --labeller judge.",
+)
 @click.option("--judge-base-url", help="With --emotion-judge: new base URL of the judge's server.")
 @click.option(
     "--api-key-env",
@@ -72,6 +79,7 @@ def analyze(run_dir: str, **opts: Any) -> None:
         emotion_judge=opts["emotion_judge"],
         judge_base_url=opts["judge_base_url"],
         api_key_env=opts["api_key_env"],
+        labeller=opts["labeller"],
     )
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)

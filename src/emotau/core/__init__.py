@@ -9,6 +9,7 @@ from emotau.core._errors import InfraError, SpecChangedError, UserError, UserSim
 from emotau.core._hooks import EpisodeContext, EpisodeHooks, Hook, HookSet, RunContext, load_hook
 from emotau.core._record import (
     FIELDS,
+    KEY_FIELDS,
     LIGHT_FIELDS,
     SCHEMA_VERSION,
     EpisodeRecord,
@@ -26,6 +27,7 @@ from emotau.core._version import __version__
 __all__ = [
     "FIELDS",
     "GROUPS",
+    "KEY_FIELDS",
     "LIGHT_FIELDS",
     "SCHEMA_VERSION",
     "Action",

@@ -5,7 +5,7 @@ The provider registry (entry-point group ``emotau.providers``) turns a role's
 """
 
 from emotau.models._config import ModelConfig, RetryConfig
-from emotau.models._judge import Judgement, judge_statements
+from emotau.models._judge import Judgement, ask_judge, judge_statements
 from emotau.models._openai import (
     METADATA_FIELD,
     METADATA_HEADER,
@@ -28,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "OpenAIClient",
     "RetryConfig",
+    "ask_judge",
     "create_client",
     "describe_error",
     "judge_statements",

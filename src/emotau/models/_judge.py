@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from emotau.core import ChatRequest, InfraError, ModelClient
 
@@ -31,6 +31,8 @@ A statement about what the agent said or did holds only if the conversation show
 
 Answer with JSON only, no other text, in exactly this form, one entry per statement, in order:
 {{"results": [{{"statement": 1, "met": true, "justification": "one short sentence"}}]}}"""
+
+T = TypeVar("T")
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
@@ -91,12 +93,49 @@ async def judge_statements(
         statements="\n".join(f"{i}. {s}" for i, s in enumerate(statements, 1)),
     )
     meta = {**metadata, "role": "judge", "purpose": "nl_assertions", "statements": len(statements)}
+    n = len(statements)
+    return await ask_judge(
+        client, prompt, lambda answer: parse_judgements(answer, n), metadata=meta,
+        attempts=attempts, wanted=f"one JSON object with one result for each of the {n} statements",
+    )  # fmt: skip
+
+
+async def ask_judge(
+    client: ModelClient,
+    prompt: str,
+    parse: Callable[[str], T],
+    *,
+    metadata: Mapping[str, Any],
+    attempts: int = 3,
+    wanted: str = "the JSON object",
+    what: str = "answer",
+) -> T:
+    """Ask the judge ``prompt`` until ``parse`` accepts its answer (ValueError: unusable).
+
+    The one judge loop of emotau: after an unusable answer the judge is shown its answer, the
+    problem and what is ``wanted``, so that a deterministic model can change it. After
+    ``attempts`` unusable answers, :class:`InfraError` ("judge gave no usable ``what`` in N
+    attempts: <the last problem>"); the client's own errors propagate.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
     problem = ""
     for _ in range(attempts):
-        request = ChatRequest(messages=[{"role": "user", "content": prompt}], metadata=meta)
-        response = await client.complete(request)
+        response = await client.complete(
+            ChatRequest(messages=list(messages), metadata=dict(metadata))
+        )
         try:
-            return parse_judgements(response.content or "", len(statements))
-        except (ValueError, json.JSONDecodeError) as exc:
-            problem = str(exc)
-    raise InfraError(f"judge gave no usable answer in {attempts} attempts: {problem}")
+            return parse(response.content or "")
+        except ValueError as exc:  # json.JSONDecodeError is one
+            problem = " ".join(str(exc).split())
+            messages = [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": response.content or ""},
+                {
+                    "role": "user",
+                    "content": f"That answer could not be used ({problem}). "
+                    f"Reply with only {wanted}.",
+                },
+            ]
+    raise InfraError(f"judge gave no usable {what} in {attempts} attempts: {problem}")

@@ -19,7 +19,7 @@ from emotau.results._store import (
     repair_shard,
     shard_filename,
 )
-from emotau.results._summary import pass_hat_k, render_table, summarize
+from emotau.results._summary import pass_hat_k, render_table, summarize, task_pass_hat_k
 
 __all__ = [
     "EPISODES_DIR",
@@ -45,4 +45,5 @@ __all__ = [
     "run_status",
     "shard_filename",
     "summarize",
+    "task_pass_hat_k",
 ]

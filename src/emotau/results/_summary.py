@@ -7,18 +7,27 @@ and averaged over the tasks that have at least k scored trials.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from math import comb
 from typing import Any
 
 from emotau.core import Status
 from emotau.results._store import Key
 
 
+def task_pass_hat_k(c: int, n: int, k: int) -> float:
+    """Unbiased pass^k of one task with ``c`` successes in ``n`` trials: C(c, k) / C(n, k);
+    0 when c < k, NaN when n < k. emotau's one definition of pass^k."""
+    if k < 1 or c < 0 or n < 0 or c > n:
+        raise ValueError(f"need k >= 1 and 0 <= c <= n (got c={c}, n={n}, k={k})")
+    return math.nan if n < k else math.comb(c, k) / math.comb(n, k)
+
+
 def pass_hat_k(successes_per_task: Iterable[tuple[int, int]], k: int) -> float | None:
-    """Mean over tasks of C(c,k)/C(n,k) for (n, c) pairs with n >= k; None if none qualifies."""
-    vals = [comb(c, k) / comb(n, k) for n, c in successes_per_task if n >= k]
+    """Mean over tasks of :func:`task_pass_hat_k` for (n, c) pairs with n >= k; None if none
+    qualifies."""
+    vals = [task_pass_hat_k(c, n, k) for n, c in successes_per_task if n >= k]
     return sum(vals) / len(vals) if vals else None
 
 

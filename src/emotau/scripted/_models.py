@@ -19,10 +19,9 @@ Options (``[user.options]``): ``patience`` (messages before it gives up), ``late
 
 **Scripted judge**: accepts every claim ("YES", or every natural-language assertion met), and
 labels customer messages for ``emotau analyze --emotion-judge`` (``purpose = "emotion_labels"``)
-with emotau's own lexicon: the emotion is :func:`~emotau.analysis.emotion.detected_emotion` of
-:func:`~emotau.analysis.emotion.score_message`, the intensity 0..3 comes from the strongest
-score (:data:`JUDGE_INTENSITY_CUTS`). Its labels therefore agree with the lexicon by
-construction: they test the labelling pipeline, not an LLM's judgement. No options.
+with emotau's own lexicon (:func:`emotau.emotion.lexicon_label`: the lexicon's detected
+emotion, and an intensity 0..3 from the strongest score). Its labels therefore agree with the
+lexicon by construction: they test the labelling pipeline, not an LLM's judgement. No options.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from typing import Any
 
 from emotau.core import ChatRequest, ChatResponse, ModelClient, Task, ToolCall
 from emotau.domains import Domain
+from emotau.emotion import lexicon_label
 from emotau.episode import (
     RESPOND,
     STOP_GAVE_UP,
@@ -49,10 +49,6 @@ DEFAULT_PENALTY = {"frustration": 0.12, "anxiety": 0.07, "anger": 0.2, "confusio
 INTENSITY_FACTOR = {"mild": 0.5, "moderate": 1.0, "severe": 1.6}
 _CONFIRM_MARK = "Shall I go ahead?"
 _YES_RE = re.compile(r"\b(yes|yeah|yep|go ahead|please do|proceed|ok|okay|sure|confirm)", re.I)
-#: the scripted judge's emotion intensity from the strongest lexicon score: below the lexicon's
-#: threshold (0.3, so "none") 0; up to 0.6 (about one mild cue) 1; up to 0.9 (a clear or
-#: intensified cue) 2; from 0.9 (strong words, stacked cues, shouting) 3
-JUDGE_INTENSITY_CUTS = (0.6, 0.9)
 
 
 def _damaged(result: str) -> bool:
@@ -383,14 +379,14 @@ class ScriptedJudge(ModelClient):
         labels = []
         for i in range(1, n + 1):
             if i in found:
-                emotion, intensity = _emotion_label(found[i])
+                emotion, intensity = lexicon_label(found[i])
                 labels.append({"id": i, "emotion": emotion, "intensity": intensity})
         return labels
 
 
 def _judged_messages(messages: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     """The messages to label by id: the lines ``{"id": i, "text": "..."}`` of the first user
-    message that has any (``emotion._judge_prompt`` writes one JSON object per line; a retry
+    message that has any (the judge labeller's prompt writes one JSON object per line; a retry
     repeats that prompt first, then the rejected answer and the complaint)."""
     for m in messages:
         if m.get("role") != "user":
@@ -412,19 +408,6 @@ def _judged_messages(messages: Sequence[Mapping[str, Any]]) -> dict[int, str]:
         if found:
             return found
     return {}
-
-
-def _emotion_label(text: str) -> tuple[str, int]:
-    """(emotion, intensity 0..3) of one message from emotau's lexicon."""
-    # imported here: the analysis module pulls in pandas, which runs do not otherwise need
-    from emotau.analysis.emotion import EMOTIONS, detected_emotion, score_message
-
-    scores = score_message(text, valence=False)
-    emotion = detected_emotion(scores)
-    if emotion == "none":
-        return "none", 0
-    strongest = max(scores[e] for e in EMOTIONS)
-    return emotion, 1 + sum(strongest >= cut for cut in JUDGE_INTENSITY_CUTS)
 
 
 def scripted_client(role: str, config: Any, domain: Domain) -> ModelClient:
