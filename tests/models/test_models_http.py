@@ -359,20 +359,23 @@ def test_preflight_refuses_a_missing_model(tmp_path) -> None:
 def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
     base = ["run", "--num-trials", "2", "--quiet", "--max-concurrency", "300"]
     with mock_server("--latency", "0.3") as url:
-        r = emotau(*base, "--out", str(tmp_path), "--config", str(_config(tmp_path, url)))
+        # 25 tasks x 6 arms x 2 trials = 300 episodes, all started at once
+        r = emotau(
+            *base, "--tasks", "25", "--out", str(tmp_path), "--config", str(_config(tmp_path, url))
+        )
         assert r.returncode == 0, r.stderr
         assert mock_stats(url)["max_in_flight"] >= 250  # no hidden cap in the client
-    with mock_server("--latency", "0.05") as url:
+    with mock_server("--latency", "0.02") as url:
         limited = tmp_path / "limited.toml"
         limited.write_text(
             f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\nmax_concurrency = 3\n'
             f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\nmax_concurrency = 2\n'
         )
-        r = emotau(*base, "--out", str(tmp_path / "l"), "--tasks", "5", "--config", str(limited))
+        r = emotau(*base, "--out", str(tmp_path / "l"), "--tasks", "2", "--config", str(limited))
         assert r.returncode == 0, r.stderr
         st = mock_stats(url)
         assert st["max_in_flight"] == 2  # one endpoint: the roles share its smallest limit
-    with mock_server("--latency", "0.05") as url:
+    with mock_server("--latency", "0.02") as url:
         limited = tmp_path / "limited4.toml"
         limited.write_text(
             f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\nmax_concurrency = 4\n'
@@ -383,7 +386,7 @@ def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
             "--out",
             str(tmp_path / "w"),
             "--tasks",
-            "5",
+            "2",
             "--config",
             str(limited),
             "--workers",
