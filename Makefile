@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# test processes: one more than the cores, since many tests wait (on Slurm, servers, subprocesses)
+WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
 .PHONY: demo test lint bench clean
 
@@ -20,7 +22,7 @@ demo: $(STAMP)  ## the default experiment (built-in domain, scripted models, eve
 test: $(STAMP)  ## lint + the whole test suite
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).parent
+#: a config whose retries are milliseconds apart, for endpoints that are down on purpose
+FAST_RETRIES = TESTS / "data" / "fast-retries.toml"
 
 
 def env() -> dict[str, str]:
@@ -37,6 +39,29 @@ def emotau(
         env=dict(environ) if environ is not None else env(),
         timeout=timeout,
     )
+
+
+def emotau_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The ``emotau`` command in this process: :func:`emotau.cli.main` with both streams
+    captured and its exit status, as :func:`emotau` returns them. For bad-input checks, where
+    a fresh interpreter adds only a second of imports; an exception that escapes ``main``
+    (what a user would see as a traceback) fails the test."""
+    import io
+
+    from emotau.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(cwd or Path.cwd()),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(["emotau", *args], code, out.getvalue(), err.getvalue())
 
 
 def plugin_site(tmp_path: Path) -> Path:

@@ -28,7 +28,7 @@ from emotau.core._chat import ChatRequest
 from emotau.core._errors import UserError
 from emotau.emotion import INTENSITY_CUTS as JUDGE_INTENSITY_CUTS
 from emotau.scripted._models import ScriptedJudge
-from helpers import all_lines, emotau, mock_server, mock_stats
+from helpers import all_lines, emotau_here, mock_server, mock_stats
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("pyarrow")
@@ -213,7 +213,7 @@ def http_run(tmp_path_factory) -> Path:
     config = tmp / "fast-retries.toml"
     config.write_text("[retry]\nbase_delay = 0.01\nmax_delay = 0.02\n")
     with mock_server() as url:
-        r = emotau(
+        r = emotau_here(
             "run", "-c", str(config), "--out", str(tmp), "--base-url", url,
             "--model", "scripted-agent", "--user-model", "scripted-user",
             "--judge-model", "scripted-judge", "--tasks", "3", "--num-trials", "1",
@@ -228,7 +228,7 @@ def test_cli_emotion_judge_through_the_mock_server(http_run, tmp_path) -> None:
     out = tmp_path / "rep"
     # the run's mock server is gone: the judge moves to a new one
     with mock_server() as url:
-        r = emotau(
+        r = emotau_here(
             "analyze", str(http_run), "--out", str(out), "--bootstrap", "200",
             "--emotion-judge", "--judge-base-url", url,
         )  # fmt: skip
@@ -249,7 +249,7 @@ def test_cli_emotion_judge_through_the_mock_server(http_run, tmp_path) -> None:
     # an unreachable judge: one line, status 2, and the report above is left as it was
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     for target in (out, tmp_path / "other"):
-        r = emotau(
+        r = emotau_here(
             "analyze", str(http_run), "--out", str(target), "--emotion-judge",
             "--judge-base-url", "http://127.0.0.1:9/v1",
         )  # fmt: skip

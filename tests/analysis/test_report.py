@@ -18,7 +18,7 @@ from emotau.analysis.report import analyze
 from emotau.analysis.stats import mde_table, minimum_detectable_effect
 from emotau.core._errors import UserError
 from emotau.results._store import RunStore
-from helpers import all_lines, emotau, mock_server
+from helpers import all_lines, emotau_here, mock_server
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("pyarrow")
@@ -130,14 +130,14 @@ def test_python_api_returns_the_same_tables(run_dir) -> None:
 def test_cli_writes_into_the_run_directory_by_default(tmp_path) -> None:
     run = make_run(tmp_path, "cli", tasks=2, num_trials=1)
     before = {p: p.read_bytes() for p in (run / "episodes").iterdir()}
-    r = emotau("analyze", str(run), "--bootstrap", "200")
+    r = emotau_here("analyze", str(run), "--bootstrap", "200")
     assert r.returncode == 0, r.stderr
     assert (run / "report" / "report.html").is_file()
     assert "warning: SYNTHETIC" in r.stderr
     assert "one trial per task" in r.stderr
     # the run itself is untouched, and still a valid run
     assert {p: p.read_bytes() for p in (run / "episodes").iterdir()} == before
-    assert emotau("summary", str(run)).returncode == 0
+    assert emotau_here("summary", str(run)).returncode == 0
 
 
 # ------------------------------------------------------------------ streaming merge
@@ -214,7 +214,7 @@ def test_bad_inputs_get_one_line_and_status_2(tmp_path, run_dir) -> None:
         (["compare", str(run_dir), str(tmp_path)], "is not an emotau run"),
     ]
     for args, message in cases:
-        r = emotau(*args)
+        r = emotau_here(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
@@ -239,7 +239,7 @@ def test_compare_two_runs_matches_hand_counts(tmp_path, run_dir) -> None:
         assert row["diff_pp"] == pytest.approx(diff)
     anger = res.table[res.table["variant"] == "anger"].iloc[0]
     assert anger["did_pp"] == pytest.approx(anger["drop_b_pp"] - anger["drop_a_pp"])
-    r = emotau("compare", str(run_dir), str(other), "--out", str(tmp_path / "cmp"))
+    r = emotau_here("compare", str(run_dir), str(other), "--out", str(tmp_path / "cmp"))
     assert r.returncode == 0, r.stderr
     assert "| anger |" in r.stdout
     assert (tmp_path / "cmp" / "compare.csv").is_file()
@@ -247,13 +247,13 @@ def test_compare_two_runs_matches_hand_counts(tmp_path, run_dir) -> None:
 
 def test_compare_refuses_runs_that_share_no_variant(tmp_path, run_dir) -> None:
     other = make_run(tmp_path, "calm", tasks=2, variants=["neutral"])
-    r = emotau("compare", str(run_dir), str(other))
+    r = emotau_here("compare", str(run_dir), str(other))
     assert r.returncode == 2 and "share no variant" in r.stderr
 
 
 # ------------------------------------------------------------------ run --plan
 def test_plan_prints_the_mde_and_runs_nothing(tmp_path) -> None:
-    r = emotau(
+    r = emotau_here(
         "run", "--plan", "--out", str(tmp_path), "--tasks", "20", "--num-trials", "3",
         "--variants", "control,anger,anxiety",
     )  # fmt: skip
@@ -266,7 +266,7 @@ def test_plan_prints_the_mde_and_runs_nothing(tmp_path) -> None:
 
 
 def test_plan_reports_bad_specs_like_run(tmp_path) -> None:
-    r = emotau("run", "--plan", "--out", str(tmp_path), "--variants", "control,furious")
+    r = emotau_here("run", "--plan", "--out", str(tmp_path), "--variants", "control,furious")
     assert r.returncode == 2 and "furious" in r.stderr
 
 
@@ -283,14 +283,14 @@ def test_mde_table_by_hand() -> None:
 # ------------------------------------------------------------------ a run over HTTP
 def test_analyze_a_run_through_the_mock_server(tmp_path) -> None:
     with mock_server() as url:
-        r = emotau(
+        r = emotau_here(
             "run", "--out", str(tmp_path), "--base-url", url, "--model", "scripted-agent",
             "--user-model", "scripted-user", "--tasks", "3", "--num-trials", "2",
             "--variants", "control,frustration", "--progress", "none", "--experiment-name",
             "http",
         )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    r = emotau("analyze", str(tmp_path / "http"), "--out", str(tmp_path / "rep"))
+    r = emotau_here("analyze", str(tmp_path / "http"), "--out", str(tmp_path / "rep"))
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert "agent `scripted-agent`" in md
@@ -345,7 +345,7 @@ def test_odd_values_in_records_still_give_a_report(tmp_path) -> None:
 
     _rewrite(run, edit)
     out = tmp_path / "rep"
-    r = emotau("analyze", str(run), "--out", str(out), "--bootstrap", "200")
+    r = emotau_here("analyze", str(run), "--out", str(out), "--bootstrap", "200")
     assert r.returncode == 0, r.stderr
     assert "have no reward: counted as 0" in r.stderr
     page = (out / "report.html").read_text()
@@ -398,8 +398,8 @@ def test_plan_refuses_a_changed_spec_like_run(tmp_path) -> None:
     make_run(tmp_path, "planned", tasks=2, num_trials=1)
     args = ["run", "--plan", "--out", str(tmp_path), "--experiment-name", "planned"]
     args += ["--tasks", "2", "--num-trials", "2", "--variants", "control,anger,confusion"]
-    r = emotau(*args)
+    r = emotau_here(*args)
     assert r.returncode == 2 and "was started with a different spec" in r.stderr
-    assert emotau(*args, "--new-run").returncode == 0
-    r = emotau("run", "--plan", "--out", str(tmp_path), "--variants", "anger,confusion")
+    assert emotau_here(*args, "--new-run").returncode == 0
+    r = emotau_here("run", "--plan", "--out", str(tmp_path), "--variants", "anger,confusion")
     assert r.returncode == 0 and "from the reference arm" in r.stdout

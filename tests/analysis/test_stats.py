@@ -185,6 +185,11 @@ def test_mcnemar_exact() -> None:
     assert mcnemar_exact(0, 5) == pytest.approx(2 * 0.5**5)
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(7, 2) == pytest.approx(stats.binomtest(2, 9, 0.5).pvalue)
+    for a in range(0, 40, 3):
+        for b in range(0, 40, 5):
+            want = stats.binomtest(min(a, b), a + b, 0.5).pvalue if a + b else 1.0
+            assert mcnemar_exact(a, b) == pytest.approx(want, rel=1e-9), (a, b)
+    assert mcnemar_exact(0, 2000) == pytest.approx(stats.binomtest(0, 2000, 0.5).pvalue)
 
 
 def test_compare_hand_built_table() -> None:

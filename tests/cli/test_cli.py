@@ -6,20 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from helpers import emotau, install_plugin
+from helpers import FAST_RETRIES, emotau, emotau_here, install_plugin
 
 TOY = "toydomain:ToyDomain"
 
 
 def summary_json(run_dir: Path) -> dict:
-    r = emotau("summary", str(run_dir), "--format", "json")
+    r = emotau_here("summary", str(run_dir), "--format", "json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
 
 def test_help_is_fast_and_lists_commands() -> None:
     t0 = time.perf_counter()
-    r = emotau("--help")
+    r = emotau_here("--help")
     assert r.returncode == 0
     for cmd in ("run", "summary", "variants"):
         assert cmd in r.stdout
@@ -27,7 +27,7 @@ def test_help_is_fast_and_lists_commands() -> None:
 
 
 def test_default_run_covers_all_variants(tmp_path) -> None:
-    r = emotau("run", "--progress", "log", cwd=tmp_path)
+    r = emotau_here("run", "--progress", "log", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "SYNTHETIC" in r.stdout  # scripted results are labelled
     progress = [x for x in r.stderr.splitlines() if x.startswith("[emotau]")]
@@ -41,12 +41,12 @@ def test_default_run_covers_all_variants(tmp_path) -> None:
         assert row["episodes"] == row["expected"] > 0
         assert set(row["pass_k"]) == {"1", "2", "3"}
     # rerun resumes: nothing left to do, nothing duplicated
-    r2 = emotau("run", "--quiet", cwd=tmp_path)
+    r2 = emotau_here("run", "--quiet", cwd=tmp_path)
     assert r2.returncode == 0 and "0 episodes run now" in r2.stderr
 
 
 def test_predecessor_flags(tmp_path) -> None:
-    r = emotau(
+    r = emotau_here(
         "run",
         "--experiment-name",
         "x",
@@ -94,27 +94,27 @@ def test_config_file_and_flag_override(tmp_path) -> None:
         f'experiment_name = "cfg"\ndomain = "{TOY}"\nnum_trials = 1\n'
         f'variants = ["control", "anger"]\nout = "{tmp_path}"\n'
     )
-    r = emotau("run", "--config", str(cfg), "--num-trials", "2", "--quiet")
+    r = emotau_here("run", "--config", str(cfg), "--num-trials", "2", "--quiet")
     assert r.returncode == 0, r.stderr
     assert summary_json(tmp_path / "cfg")["num_trials"] == 2
 
 
 def test_variants_list_and_show(tmp_path) -> None:
-    r = emotau("variants", "list")
+    r = emotau_here("variants", "list")
     assert r.returncode == 0
     for name in ("control", "neutral", "frustration", "anxiety", "anger", "confusion"):
         assert name in r.stdout
-    show = emotau("variants", "show", "anger:severe", "--task", "1", "--env", TOY)
+    show = emotau_here("variants", "show", "anger:severe", "--task", "1", "--env", TOY)
     assert show.returncode == 0
     assert "Ask for your balance" in show.stdout and "anger (severe)" in show.stdout
-    ctrl = emotau("variants", "show", "control", "--task", "1", "--env", TOY)
+    ctrl = emotau_here("variants", "show", "control", "--task", "1", "--env", TOY)
     assert "Emotional state" not in ctrl.stdout
-    react = emotau("variants", "show", "control", "--env", TOY, "--user-strategy", "react")
+    react = emotau_here("variants", "show", "control", "--env", TOY, "--user-strategy", "react")
     assert "Thought:" in react.stdout
 
 
 def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) -> None:
-    r = emotau(*args, cwd=cwd or tmp_path)
+    r = emotau_here(*args, cwd=cwd or tmp_path)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("emotau: error: "), r.stderr
@@ -143,7 +143,14 @@ def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) 
             "environment variable 'EMOTAU_TEST_NO_SUCH_KEY' (api_key_env) is not set",
         ),
         (
-            ["--model", "m", "--agent-base-url", "http://127.0.0.1:9/v1"],
+            [
+                "--config",
+                str(FAST_RETRIES),
+                "--model",
+                "m",
+                "--agent-base-url",
+                "http://127.0.0.1:9/v1",
+            ],
             "agent endpoint http://127.0.0.1:9/v1 cannot be used: cannot connect",
         ),
         (["--experiment-name", "a/b"], "field 'experiment_name'"),
@@ -188,12 +195,12 @@ def test_summary_bad_paths(tmp_path) -> None:
 
 def test_changed_spec_refused_then_new_run(tmp_path) -> None:
     base = ["run", "--env", TOY, "--out", str(tmp_path), "--experiment-name", "e", "--quiet"]
-    assert emotau(*base, "--num-trials", "1").returncode == 0
+    assert emotau_here(*base, "--num-trials", "1").returncode == 0
     shard = next((tmp_path / "e" / "episodes").glob("*.jsonl"))
     before = shard.read_bytes()
     _bad([*base, "--num-trials", "2", "--variants", "control"], "num_trials (1 -> 2)", tmp_path)
     assert shard.read_bytes() == before  # finished results untouched
-    r = emotau(*base, "--num-trials", "2", "--new-run")
+    r = emotau_here(*base, "--num-trials", "2", "--new-run")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "e-2" / "spec.json").exists()
     assert summary_json(tmp_path / "e-2")["num_trials"] == 2
@@ -270,7 +277,7 @@ def test_more_bad_files(tmp_path) -> None:
 
 def test_damaged_run_directory(tmp_path) -> None:
     base = ["--env", TOY, "--out", str(tmp_path), "--num-trials", "1", "--quiet"]
-    assert emotau("run", *base).returncode == 0
+    assert emotau_here("run", *base).returncode == 0
     spec = tmp_path / "demo" / "spec.json"
     spec.write_text('{"hash": "x", "identity": 5}')
     _bad(["run", *base], "is not a valid emotau spec file", tmp_path)
@@ -282,5 +289,5 @@ def test_damaged_run_directory(tmp_path) -> None:
 
 
 def test_no_arguments_prints_help() -> None:
-    r = emotau()
+    r = emotau_here()
     assert r.returncode == 0 and "Commands:" in r.stdout and "run" in r.stdout

@@ -15,7 +15,7 @@ import pytest
 
 from emotau.launch import check_array, compress, node_local_warning, plan_submission
 from emotau.results._monitor import run_status
-from helpers import all_lines, emotau, popen
+from helpers import all_lines, emotau, emotau_here, popen
 
 GRID = ["--tasks", "4", "--num-trials", "2", "--variants", "control,anger,confusion"]
 
@@ -38,7 +38,7 @@ def outcomes(run_dir: Path) -> dict[tuple, tuple]:
 @pytest.fixture(scope="module")
 def single(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single")
-    r = emotau(*run_args(out, "one"))
+    r = emotau_here(*run_args(out, "one"))
     assert r.returncode == 0, r.stderr
     return out / "one"
 
@@ -61,7 +61,7 @@ def test_shards_in_parallel_give_exactly_the_single_process_episodes(tmp_path, s
 # ------------------------------------------------------------------ status
 def test_status_per_variant_and_shard(tmp_path) -> None:
     for i in (0, 2):
-        assert emotau(*run_args(tmp_path, "part", "--shard", f"{i}/4")).returncode == 0
+        assert emotau_here(*run_args(tmp_path, "part", "--shard", f"{i}/4")).returncode == 0
     run = tmp_path / "part"
     st = run_status(run, array=4)
     lines = all_lines(run)
@@ -72,15 +72,15 @@ def test_status_per_variant_and_shard(tmp_path) -> None:
     assert states == {"0/4": "done", "1/4": "not started", "2/4": "done", "3/4": "not started"}
     assert all(s.expected == 6 for s in st.shards)
     # the CLI: exit 1 while unfinished, JSON for scripts
-    r = emotau("status", str(run), "--format", "json")
+    r = emotau_here("status", str(run), "--format", "json")
     assert r.returncode == 1, r.stderr
     assert json.loads(r.stdout)["done"] == 12
-    r = emotau("status", str(run))
+    r = emotau_here("status", str(run))
     assert "12/24 episodes" in r.stdout and "0/4" in r.stdout
 
 
 def test_status_flags_a_stalled_shard_and_gives_rate_and_eta(tmp_path) -> None:
-    assert emotau(*run_args(tmp_path, "stall", "--shard", "0/2")).returncode == 0
+    assert emotau_here(*run_args(tmp_path, "stall", "--shard", "0/2")).returncode == 0
     run = tmp_path / "stall"
     shard = run / "episodes" / "shard-00000-of-00002.jsonl"
     lines = shard.read_text().splitlines()
@@ -101,25 +101,25 @@ def test_status_flags_a_stalled_shard_and_gives_rate_and_eta(tmp_path) -> None:
 
 
 def test_status_of_a_non_run_is_an_error(tmp_path) -> None:
-    r = emotau("status", str(tmp_path))
+    r = emotau_here("status", str(tmp_path))
     assert r.returncode == 2 and "is not an emotau run" in r.stderr
 
 
 # ------------------------------------------------------------------ collect
 def test_collect_merges_copies_from_other_machines(tmp_path, single) -> None:
     # "machine" copies: each ran one shard in its own copy of the run directory
-    assert emotau(*run_args(tmp_path, "main", "--shard", "0/3")).returncode == 0
+    assert emotau_here(*run_args(tmp_path, "main", "--shard", "0/3")).returncode == 0
     main = tmp_path / "main"
     copies = []
     for i in (1, 2):
         copy = tmp_path / f"node{i}" / "main"
         copy.mkdir(parents=True)
         shutil.copy(main / "spec.json", copy / "spec.json")
-        r = emotau("resume", str(copy), "--shard", f"{i}/3", "--quiet")
+        r = emotau_here("resume", str(copy), "--shard", f"{i}/3", "--quiet")
         assert r.returncode == 0, r.stderr
         copies.append(copy)
     # an overlapping copy too: the whole of node 1 plus shard 0 again (duplicates)
-    r = emotau(
+    r = emotau_here(
         "collect", str(main), "--from", str(copies[0]), "--from", str(copies[1] / "episodes")
     )
     assert r.returncode == 0, r.stderr
@@ -127,10 +127,10 @@ def test_collect_merges_copies_from_other_machines(tmp_path, single) -> None:
     got = keys(main)
     assert len(got) == len(set(got)) == 24
     assert outcomes(main) == outcomes(single)
-    again = emotau("collect", str(main), "--from", str(copies[0]), "--from", str(copies[1]))
+    again = emotau_here("collect", str(main), "--from", str(copies[0]), "--from", str(copies[1]))
     assert "0 finished episode(s) added" in again.stdout and "16 already present" in again.stdout
     assert len(all_lines(main)) == 24
-    assert emotau("summary", str(main)).returncode == 0
+    assert emotau_here("summary", str(main)).returncode == 0
 
 
 def test_collect_never_adds_a_second_finished_record(tmp_path, single) -> None:
@@ -144,7 +144,7 @@ def test_collect_never_adds_a_second_finished_record(tmp_path, single) -> None:
     (target / "episodes" / "shard-00001-of-00002.jsonl").write_text(json.dumps(infra) + "\n")
     copy = tmp_path / "copy"
     shutil.copytree(single, copy)
-    r = emotau("collect", str(target), "--from", str(copy))
+    r = emotau_here("collect", str(target), "--from", str(copy))
     assert r.returncode == 0 and "0 finished episode(s) added" in r.stdout, r.stdout
     finished = [k for k, rec in zip(keys(target), all_lines(target), strict=True)
                 if rec["status"] == "completed"]  # fmt: skip
@@ -152,19 +152,19 @@ def test_collect_never_adds_a_second_finished_record(tmp_path, single) -> None:
 
 
 def test_collect_refuses_other_specs_and_bare_folders(tmp_path, single) -> None:
-    assert emotau(*run_args(tmp_path, "x", "--seed", "5", "--shard", "0/2")).returncode == 0
+    assert emotau_here(*run_args(tmp_path, "x", "--seed", "5", "--shard", "0/2")).returncode == 0
     other = tmp_path / "x"
     target = tmp_path / "copy"
     shutil.copytree(single, target)
     before = (target / "episodes").read_bytes() if False else sorted(keys(target))
-    r = emotau("collect", str(target), "--from", str(other))
+    r = emotau_here("collect", str(target), "--from", str(other))
     assert r.returncode == 2 and "ran a different spec" in r.stderr and "seed" in r.stderr
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(next((other / "episodes").iterdir()), bare)
-    r = emotau("collect", str(target), "--from", str(bare))
+    r = emotau_here("collect", str(target), "--from", str(bare))
     assert r.returncode == 2 and "has no spec.json" in r.stderr
-    r = emotau("collect", str(target), "--from", str(target))
+    r = emotau_here("collect", str(target), "--from", str(target))
     assert r.returncode == 2 and "is the target run itself" in r.stderr
     assert sorted(keys(target)) == before  # nothing written by the refused calls
 
@@ -222,13 +222,13 @@ def test_submit_bad_input(tmp_path) -> None:
         (["submit", "slurm", "--run-dir", str(tmp_path / "nope"), "--array", "2"], "not a dir"),
     ]
     for args, message in cases:
-        r = emotau(*args)
+        r = emotau_here(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr, (args, r.stderr)
     # no sbatch on PATH: a clear message, and the script is still there to submit by hand
     os.environ["PATH"] = "/nonexistent"
     try:
-        r = emotau(*base, "--array", "2")
+        r = emotau_here(*base, "--array", "2")
     finally:
         os.environ["PATH"] = env_path
     assert r.returncode == 2 and "sbatch not found on PATH" in r.stderr
@@ -255,7 +255,7 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
           "--array", "2", "--dry-run"], "#SBATCH lines cannot carry"),
     ]  # fmt: skip
     for args, message in cases:
-        r = emotau(*args)
+        r = emotau_here(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
@@ -326,13 +326,13 @@ def test_submit_ray_runs_every_shard_on_a_local_ray(tmp_path, single) -> None:
 
 
 def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
-    assert emotau(*run_args(tmp_path, "w", "--shard", "0/2")).returncode == 0
+    assert emotau_here(*run_args(tmp_path, "w", "--shard", "0/2")).returncode == 0
     run = tmp_path / "w"
     watch = popen("status", str(run), "--watch", "--interval", "0.2")
     jsonl = popen("status", str(run), "--watch", "--interval", "0.2", "--format", "json")
     time.sleep(1.5)
     assert watch.poll() is None  # still watching an unfinished run
-    r = emotau("resume", str(run), "--shard", "1/2", "--quiet")
+    r = emotau_here("resume", str(run), "--shard", "1/2", "--quiet")
     assert r.returncode == 0, r.stderr
     out, err = watch.communicate(timeout=60)
     assert watch.returncode == 0, err  # it noticed the run is complete, and says so

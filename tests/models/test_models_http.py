@@ -18,7 +18,7 @@ from emotau.core._chat import ChatRequest, RetryBudget
 from emotau.core._errors import InfraError
 from emotau.models._config import ModelConfig, RetryConfig
 from emotau.models._openai import ClientSettings, OpenAIClient
-from helpers import all_lines, emotau, mock_server, mock_stats
+from helpers import all_lines, emotau, emotau_here, mock_server, mock_stats
 
 pytest.importorskip("aiohttp")
 
@@ -56,7 +56,9 @@ def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
     """5% 500s, 2% hangs, 2% malformed tool JSON, 1% empty replies (the issue's mix)."""
     base = ["run", "--task-ids", TASKS, "--num-trials", "2", "--quiet", "--out", str(tmp_path)]
     with mock_server("--skill", "1.0") as clean:
-        r = emotau(*base, "--config", str(_config(tmp_path, clean)), "--experiment-name", "clean")
+        r = emotau_here(
+            *base, "--config", str(_config(tmp_path, clean)), "--experiment-name", "clean"
+        )
         assert r.returncode == 0, r.stderr
     faults = [
         "--skill",
@@ -75,7 +77,7 @@ def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
     with mock_server(*faults) as url:
         # a stingy retry budget first, so some episodes end as infrastructure errors
         stingy = _config(tmp_path, url, timeout=0.5, budget=0, attempts=2)
-        r = emotau(*base, "--config", str(stingy), "--experiment-name", "faulty")
+        r = emotau_here(*base, "--config", str(stingy), "--experiment-name", "faulty")
         assert r.returncode == 0, r.stderr
         lines = all_lines(tmp_path / "faulty")
         infra = [x for x in lines if x["status"] == "infra_error"]
@@ -84,7 +86,7 @@ def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
         assert all(x["scored"] for x in lines if x["status"] == "completed")
         # resume with a normal budget (retry settings are not part of the spec's identity)
         generous = _config(tmp_path, url, timeout=0.5, budget=30)
-        r = emotau(*base, "--config", str(generous), "--experiment-name", "faulty")
+        r = emotau_here(*base, "--config", str(generous), "--experiment-name", "faulty")
         assert r.returncode == 0, r.stderr
         stats = mock_stats(url)
     assert set(stats["faults"]) == {"http_500", "timeout", "malformed", "empty"}
@@ -92,7 +94,7 @@ def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
     faulty_rewards = _rewards(tmp_path / "faulty")
     assert len(clean_rewards) == 12 * 6 * 2
     assert faulty_rewards == clean_rewards  # no score moved because of the infrastructure
-    s = json.loads(emotau("summary", str(tmp_path / "faulty"), "--format", "json").stdout)
+    s = json.loads(emotau_here("summary", str(tmp_path / "faulty"), "--format", "json").stdout)
     assert s["complete"] and s["synthetic"]
     retried = [x for x in all_lines(tmp_path / "faulty") if x.get("usage", {}).get("retries")]
     assert retried  # retries happened and were recorded
@@ -100,7 +102,7 @@ def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
 
 def test_doctor_flags_a_model_that_never_calls_tools(tmp_path) -> None:
     with mock_server() as url:
-        r = emotau(
+        r = emotau_here(
             "doctor",
             "--base-url",
             url,
@@ -120,7 +122,7 @@ def test_doctor_flags_a_model_that_never_calls_tools(tmp_path) -> None:
         )
         checks = {c["check"]: c["status"] for c in agent["checks"]}
         assert checks["tools (required)"] == "ok"
-        good = emotau(
+        good = emotau_here(
             "doctor",
             "--base-url",
             url,
@@ -136,7 +138,7 @@ def test_doctor_flags_a_model_that_never_calls_tools(tmp_path) -> None:
             "agent": "ok",
             "user": "ok",
         }
-        text = emotau(
+        text = emotau_here(
             "doctor",
             "--base-url",
             url,
@@ -149,7 +151,7 @@ def test_doctor_flags_a_model_that_never_calls_tools(tmp_path) -> None:
         )
         agent = next(x for x in json.loads(text.stdout) if x["role"] == "agent")
         assert agent["verdict"] == "warn" and "as text" in json.dumps(agent)
-        think = emotau(
+        think = emotau_here(
             "doctor",
             "--base-url",
             url,
@@ -179,14 +181,14 @@ def test_tool_choice_required_rescues_the_no_tools_model(tmp_path) -> None:
     ]
     with mock_server("--skill", "1.0") as url:
         cfg = _config(tmp_path, url, agent="scripted-agent-notools")
-        r = emotau(*base, "--config", str(cfg), "--experiment-name", "auto")
+        r = emotau_here(*base, "--config", str(cfg), "--experiment-name", "auto")
         assert r.returncode == 0, r.stderr
-        r = emotau(
+        r = emotau_here(
             *base, "--config", str(cfg), "--experiment-name", "req", "--tool-choice", "required"
         )
         assert r.returncode == 0, r.stderr
-    auto = json.loads(emotau("summary", str(tmp_path / "auto"), "--format", "json").stdout)
-    req = json.loads(emotau("summary", str(tmp_path / "req"), "--format", "json").stdout)
+    auto = json.loads(emotau_here("summary", str(tmp_path / "auto"), "--format", "json").stdout)
+    req = json.loads(emotau_here("summary", str(tmp_path / "req"), "--format", "json").stdout)
     assert auto["variants"][0]["success_rate"] < 0.5
     assert req["variants"][0]["success_rate"] == 1.0
     lines = all_lines(tmp_path / "req")
@@ -201,7 +203,7 @@ def test_tool_choice_required_rescues_the_no_tools_model(tmp_path) -> None:
 def test_text_tool_calls_are_recovered_and_flagged(tmp_path) -> None:
     with mock_server("--skill", "1.0") as url:
         cfg = _config(tmp_path, url, agent="scripted-agent-textcalls")
-        r = emotau(
+        r = emotau_here(
             "run",
             "--task-ids",
             "0,1,2",
@@ -225,7 +227,7 @@ def test_text_tool_calls_are_recovered_and_flagged(tmp_path) -> None:
 def test_reasoning_is_kept_but_never_shown(tmp_path) -> None:
     with mock_server("--skill", "1.0") as url:
         cfg = _config(tmp_path, url, agent="scripted-agent-think")
-        r = emotau(
+        r = emotau_here(
             "run",
             "--task-ids",
             "0,1",
@@ -253,7 +255,7 @@ def test_api_key_is_never_written(tmp_path) -> None:
     os.environ["EMOTAU_TEST_KEY"] = secret
     try:
         with mock_server() as url:
-            r = emotau(
+            r = emotau_here(
                 "run",
                 "--task-ids",
                 "0",
@@ -273,7 +275,7 @@ def test_api_key_is_never_written(tmp_path) -> None:
                 "EMOTAU_TEST_KEY",
             )
             assert r.returncode == 0, r.stderr
-            bad = emotau(
+            bad = emotau_here(
                 "run",
                 "--task-ids",
                 "0",
@@ -300,7 +302,7 @@ def test_api_key_is_never_written(tmp_path) -> None:
 
 def test_preflight_refuses_a_server_that_rejects_tools(tmp_path) -> None:
     with mock_server("--reject-tools") as url:
-        r = emotau(
+        r = emotau_here(
             "run",
             "--out",
             str(tmp_path),
@@ -315,7 +317,7 @@ def test_preflight_refuses_a_server_that_rejects_tools(tmp_path) -> None:
         assert "rejects tool calls with tool_choice='auto'" in r.stderr
         assert "--enable-auto-tool-choice" in r.stderr and not (tmp_path / "demo").exists()
         # the text-acting strategies send no tools: they may use such a server
-        r = emotau(
+        r = emotau_here(
             "run",
             "--out",
             str(tmp_path),
@@ -340,7 +342,7 @@ def test_preflight_refuses_a_server_that_rejects_tools(tmp_path) -> None:
 
 def test_preflight_refuses_a_missing_model(tmp_path) -> None:
     with mock_server() as url:
-        r = emotau(
+        r = emotau_here(
             "run",
             "--out",
             str(tmp_path),
@@ -360,7 +362,7 @@ def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
     base = ["run", "--num-trials", "2", "--quiet", "--max-concurrency", "300"]
     with mock_server("--latency", "0.3") as url:
         # 25 tasks x 6 arms x 2 trials = 300 episodes, all started at once
-        r = emotau(
+        r = emotau_here(
             *base, "--tasks", "25", "--out", str(tmp_path), "--config", str(_config(tmp_path, url))
         )
         assert r.returncode == 0, r.stderr
@@ -371,7 +373,9 @@ def test_hundreds_in_flight_and_the_per_endpoint_limit(tmp_path) -> None:
             f'[agent]\nmodel = "scripted-agent"\nbase_url = "{url}"\nmax_concurrency = 3\n'
             f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\nmax_concurrency = 2\n'
         )
-        r = emotau(*base, "--out", str(tmp_path / "l"), "--tasks", "2", "--config", str(limited))
+        r = emotau_here(
+            *base, "--out", str(tmp_path / "l"), "--tasks", "2", "--config", str(limited)
+        )
         assert r.returncode == 0, r.stderr
         st = mock_stats(url)
         assert st["max_in_flight"] == 2  # one endpoint: the roles share its smallest limit
@@ -473,9 +477,9 @@ def test_a_key_echoed_by_the_server_is_redacted(tmp_path, echo_server, secret) -
     os.environ["EMOTAU_ECHO_KEY"] = secret
     try:
         base = ["--base-url", echo_server, "--model", "m", "--api-key-env", "EMOTAU_ECHO_KEY"]
-        pre = emotau("run", "--out", str(tmp_path / "a"), *base)
-        doc = emotau("doctor", *base, "--format", "json")
-        run = emotau(
+        pre = emotau_here("run", "--out", str(tmp_path / "a"), *base)
+        doc = emotau_here("doctor", *base, "--format", "json")
+        run = emotau_here(
             "run",
             "--out",
             str(tmp_path / "b"),
@@ -520,7 +524,7 @@ def test_not_http_and_bad_settings_get_one_line(tmp_path) -> None:
 
     threading.Thread(target=banner, daemon=True).start()
     try:
-        r = emotau(
+        r = emotau_here(
             "run",
             "--out",
             str(tmp_path),
@@ -545,7 +549,7 @@ def test_not_http_and_bad_settings_get_one_line(tmp_path) -> None:
         ('[agent]\nbase_url = "localhost:8000"\n', "must look like http://host:port/v1"),
     ]:
         cfg.write_text(body)
-        r = emotau("run", "--out", str(tmp_path / "x"), "--config", str(cfg))
+        r = emotau_here("run", "--out", str(tmp_path / "x"), "--config", str(cfg))
         assert r.returncode == 2 and needle in r.stderr, (body, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
@@ -577,7 +581,7 @@ def test_mock_server_validates_its_options_and_requests(tmp_path) -> None:
 
 def test_runs_over_the_mock_server_are_labelled_synthetic(tmp_path) -> None:
     with mock_server() as url:
-        r = emotau(
+        r = emotau_here(
             "run",
             "--out",
             str(tmp_path),
@@ -620,13 +624,13 @@ def test_workers_and_resume_use_the_current_endpoints(tmp_path) -> None:
     ]
     fast = tmp_path / "fast.toml"
     fast.write_text("[retry]\nmax_attempts = 1\n")
-    r = emotau("run", *base, "--base-url", dead, "--no-preflight", "--config", str(fast))
+    r = emotau_here("run", *base, "--base-url", dead, "--no-preflight", "--config", str(fast))
     assert r.returncode == 0 and "2 infrastructure errors" in r.stderr, r.stderr
     with mock_server("--skill", "1.0") as url:
         r = emotau("run", *base, "--base-url", url, "--workers", "2", "--config", str(fast))
         assert r.returncode == 0 and "2 episodes run now" in r.stderr, r.stderr
         # resume moves a run to another server without touching its identity
-        r = emotau(
+        r = emotau_here(
             "run",
             *base[:-1],
             "--base-url",
@@ -640,9 +644,9 @@ def test_workers_and_resume_use_the_current_endpoints(tmp_path) -> None:
             str(fast),
         )
         assert "4 infrastructure errors" in r.stderr, r.stderr
-        r = emotau("resume", str(tmp_path / "moved"), "--base-url", url, "--quiet")
+        r = emotau_here("resume", str(tmp_path / "moved"), "--base-url", url, "--quiet")
         assert r.returncode == 0 and "4 episodes run now" in r.stderr, r.stderr
-    s = json.loads(emotau("summary", str(tmp_path / "moved"), "--format", "json").stdout)
+    s = json.loads(emotau_here("summary", str(tmp_path / "moved"), "--format", "json").stdout)
     assert s["complete"]
 
 
@@ -724,7 +728,7 @@ def test_retries_are_logged_in_the_run_directory_without_the_key(tmp_path) -> No
     ]
     try:
         with mock_server("--error-rate", "0.3") as url:
-            r = emotau("run", "--out", str(tmp_path), "--base-url", url, *base)
+            r = emotau_here("run", "--out", str(tmp_path), "--base-url", url, *base)
             w = emotau(
                 "run", "--out", str(tmp_path / "w"), "--base-url", url, *base, "--workers", "2"
             )

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from helpers import all_lines, emotau, popen
+from helpers import all_lines, emotau, emotau_here, popen
 
 TOY = "toydomain:ToyDomain"
 VARIANTS = "control,neutral,frustration,anxiety,anger,confusion"
@@ -65,7 +65,7 @@ def test_killed_run_resumes_to_exact_grid(tmp_path) -> None:
     with open(shard, "ab") as fh:
         fh.write(b'{"task_id": 1, "variant": "anger", "tri')
 
-    r = emotau(*args)
+    r = emotau_here(*args)
     assert r.returncode == 0, r.stderr
     assert "repaired a truncated last line" in r.stderr
     lines = all_lines(tmp_path / "k")  # every line parses
@@ -77,7 +77,7 @@ def test_killed_run_resumes_to_exact_grid(tmp_path) -> None:
 
 def test_infra_errors_are_retried_on_resume(tmp_path) -> None:
     args = _args(tmp_path, "i", 1)
-    assert emotau(*args).returncode == 0
+    assert emotau_here(*args).returncode == 0
     shard = tmp_path / "i" / "episodes" / "shard-00000-of-00001.jsonl"
     lines = [json.loads(x) for x in shard.read_text().splitlines()]
     # turn three finished episodes into infrastructure errors, as a flaky server would
@@ -91,17 +91,17 @@ def test_infra_errors_are_retried_on_resume(tmp_path) -> None:
             error="HTTP 503",
         )
     shard.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    s = json.loads(emotau("summary", str(tmp_path / "i"), "--format", "json").stdout)
+    s = json.loads(emotau_here("summary", str(tmp_path / "i"), "--format", "json").stdout)
     assert sum(row["infra_errors"] for row in s["variants"]) == 3 and not s["complete"]
-    r = emotau(*args)
+    r = emotau_here(*args)
     assert r.returncode == 0 and "3 episodes run now" in r.stderr
-    s = json.loads(emotau("summary", str(tmp_path / "i"), "--format", "json").stdout)
+    s = json.loads(emotau_here("summary", str(tmp_path / "i"), "--format", "json").stdout)
     assert s["complete"] and sum(row["infra_errors"] for row in s["variants"]) == 0
 
 
 def test_shards_in_parallel_equal_one_process(tmp_path) -> None:
     trials = 10
-    single = emotau(*_args(tmp_path / "one", "r", trials))
+    single = emotau_here(*_args(tmp_path / "one", "r", trials))
     assert single.returncode == 0, single.stderr
     procs = [popen(*_args(tmp_path / "many", "r", trials, "--shard", f"{i}/3")) for i in range(3)]
     for p in procs:
@@ -117,8 +117,8 @@ def test_shards_in_parallel_equal_one_process(tmp_path) -> None:
     many = {(r["task_id"], r["variant"], r["trial"]): r["reward"] for r in many_lines}
     assert len(many_lines) == len(many) == len(one) == 3 * 6 * trials
     assert many == one  # same episodes, same outcomes
-    s1 = emotau("summary", str(tmp_path / "one" / "r"), "--format", "json").stdout
-    s2 = emotau("summary", str(tmp_path / "many" / "r"), "--format", "json").stdout
+    s1 = emotau_here("summary", str(tmp_path / "one" / "r"), "--format", "json").stdout
+    s2 = emotau_here("summary", str(tmp_path / "many" / "r"), "--format", "json").stdout
     strip = lambda s: {k: v for k, v in json.loads(s).items() if k != "run"}  # noqa: E731
     assert strip(s1) == strip(s2)
 
@@ -138,7 +138,7 @@ def test_many_shards_starting_at_once(tmp_path) -> None:
 def test_creation_cut_short_is_resumable(tmp_path) -> None:
     (tmp_path / "demo" / "episodes").mkdir(parents=True)
     (tmp_path / "demo" / ".spec.123.456.tmp").write_text("{")
-    r = emotau("run", "--env", TOY, "--out", str(tmp_path), "--num-trials", "1", "--quiet")
+    r = emotau_here("run", "--env", TOY, "--out", str(tmp_path), "--num-trials", "1", "--quiet")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "demo" / "spec.json").read_text())["identity"]["domain"] == "toy"
     assert len(all_lines(tmp_path / "demo")) == 3 * 6
@@ -153,7 +153,7 @@ def test_second_writer_of_the_same_shard_is_refused(tmp_path) -> None:
     deadline = time.time() + 30
     while not shard.exists() and time.time() < deadline:
         time.sleep(0.01)
-    second = emotau(*args)
+    second = emotau_here(*args)
     assert second.returncode == 2 and "is being written by another emotau process" in second.stderr
     first.communicate(timeout=120)
     assert first.returncode == 0
@@ -163,25 +163,27 @@ def test_second_writer_of_the_same_shard_is_refused(tmp_path) -> None:
 
 def test_damaged_lines_are_skipped_and_cut(tmp_path) -> None:
     args = _args(tmp_path, "d", 1)
-    assert emotau(*args).returncode == 0
+    assert emotau_here(*args).returncode == 0
     shard = tmp_path / "d" / "episodes" / "shard-00000-of-00001.jsonl"
     good = shard.read_bytes().splitlines(keepends=True)
     # a line that is JSON but not a record, in the middle, and NUL garbage at the end
     shard.write_bytes(b"".join(good[:-1]) + b"3\n" + b'{"task_id": 0}\n' + b"\x00" * 8 + b"\n")
-    s = emotau("summary", str(tmp_path / "d"), "--format", "json")
+    s = emotau_here("summary", str(tmp_path / "d"), "--format", "json")
     assert s.returncode == 0, s.stderr
     assert json.loads(s.stdout)["finished_episodes"] == len(good) - 1
-    r = emotau(*args)
+    r = emotau_here(*args)
     assert r.returncode == 0 and "1 episodes run now" in r.stderr, r.stderr
-    assert json.loads(emotau("summary", str(tmp_path / "d"), "--format", "json").stdout)["complete"]
+    assert json.loads(emotau_here("summary", str(tmp_path / "d"), "--format", "json").stdout)[
+        "complete"
+    ]
 
 
 def test_new_run_reuses_its_matching_directory(tmp_path) -> None:
     base = _args(tmp_path, "n", 1)
-    assert emotau(*base).returncode == 0
+    assert emotau_here(*base).returncode == 0
     changed = [*base, "--num-trials", "2", "--new-run"]  # the last --num-trials wins
-    assert emotau(*changed).returncode == 0
-    assert emotau(*changed).returncode == 0  # resumes n-2 instead of creating n-3
+    assert emotau_here(*changed).returncode == 0
+    assert emotau_here(*changed).returncode == 0  # resumes n-2 instead of creating n-3
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["n", "n-2"]
 
 
@@ -204,15 +206,15 @@ def test_what_the_hash_covers(tmp_path) -> None:
         "--variants-file",
         str(vf),
     ]
-    assert emotau(*base, "--task-ids", "0,2").returncode == 0
+    assert emotau_here(*base, "--task-ids", "0,2").returncode == 0
     # same grid in another order, and a timing-only option: the same run
     cfg = tmp_path / "t.toml"
     cfg.write_text("[agent.options]\nlatency = 0.001\n")
-    r = emotau(*base, "--task-ids", "2,0", "--config", str(cfg))
+    r = emotau_here(*base, "--task-ids", "2,0", "--config", str(cfg))
     assert r.returncode == 0 and "0 episodes run now" in r.stderr, r.stderr
     # the variant's emotion changes what is measured: refused
     vf.write_text("[variants.grr]\nemotion = 'confusion'\ntext = 'Be cross.'\n")
-    r = emotau(*base, "--task-ids", "0,2")
+    r = emotau_here(*base, "--task-ids", "0,2")
     assert r.returncode == 2 and "variants.grr" in r.stderr
 
 
@@ -230,14 +232,14 @@ def test_workers_fill_one_run(tmp_path) -> None:
 
 
 def test_resume_finishes_a_run_from_its_directory_alone(tmp_path) -> None:
-    assert emotau(*_args(tmp_path, "part", 4, "--shard", "1/3")).returncode == 0
+    assert emotau_here(*_args(tmp_path, "part", 4, "--shard", "1/3")).returncode == 0
     assert len(all_lines(tmp_path / "part")) == 3 * 6 * 4 // 3
     moved = tmp_path / "elsewhere" / "copy"
     moved.parent.mkdir()
     (tmp_path / "part").rename(moved)  # a run directory can be moved and still resumed
-    r = emotau("resume", str(moved), "--quiet")
+    r = emotau_here("resume", str(moved), "--quiet")
     assert r.returncode == 0, r.stderr
     lines = all_lines(moved)
     assert len(lines) == len(_finished(lines)) == 3 * 6 * 4
-    r = emotau("resume", str(tmp_path))
+    r = emotau_here("resume", str(tmp_path))
     assert r.returncode == 2 and "is not an emotau run" in r.stderr

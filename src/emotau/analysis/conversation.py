@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -414,9 +415,7 @@ def conversation_summary(episode_df: pd.DataFrame, level: float = 0.95) -> pd.Da
     ``turns_before_first_tool`` is over episodes with at least one tool call.
     """
     df = _check(episode_df, ["task_id", "variant", "status", *SUMMARY_MEASURES])
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + level / 2))
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     df = df[df["status"] == Status.COMPLETED]
     rows = []
     for variant in _variants(df):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from emotau.results import task_pass_hat_k
 
@@ -171,7 +171,14 @@ def mcnemar_exact(ref_only: int, variant_only: int) -> float:
     total = ref_only + variant_only
     if total == 0:
         return 1.0
-    return float(stats.binomtest(min(ref_only, variant_only), total, 0.5).pvalue)
+    # at p = 0.5 the binomial is symmetric: the outcomes at most as likely as k = min(a, b)
+    # are the two tails i <= k and i >= total - k, so p = 2 P(X <= k), capped at 1
+    k = min(ref_only, variant_only)
+    term = tail = 1  # C(total, 0); each next binomial coefficient from the last, exactly
+    for i in range(k):
+        term = term * (total - i) // (i + 1)
+        tail += term
+    return min(1.0, 2 * tail / 2**total)  # int / int: correctly rounded
 
 
 def paired_permutation_test(
@@ -348,7 +355,7 @@ def minimum_detectable_effect(
         raise ValueError("alpha and power must be strictly between 0 and 1")
     deff = 1 + (n_trials - 1) * icc
     var_arm = baseline * (1 - baseline) / (n_tasks * n_trials) * deff
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
     return float(min(1.0, z * math.sqrt(2 * var_arm * (1 - rho))))
 
 
