@@ -1,8 +1,10 @@
 """Analysis of finished runs (see ``docs/analysis.md``).
 
-This package exports the statistics over a table of scored episodes. The other modules are
-imported on their own: ``tables`` (episode and turn tables, Parquet), ``conversation``
-(failure taxonomy, agent behaviour) and ``emotion`` (the manipulation check).
+This package exports the statistics over a table of scored episodes. The other public modules
+are imported on their own: ``report`` (:func:`~emotau.analysis.report.analyze`), ``compare``,
+``tables`` (episode and turn tables, Parquet), ``conversation`` (failure taxonomy, agent
+behaviour), ``emotion`` (the manipulation check) and ``labellers`` (emotion labellers, entry-point
+group ``emotau.labellers``).
 """
 
 from emotau.analysis.stats import (

@@ -19,9 +19,8 @@ from typing import Any
 import pandas as pd
 
 from emotau.analysis.conversation import FAILURE_REASONS, classify_failure, message_behaviours
-from emotau.core import KEY_FIELDS, UserError, record_key
+from emotau.core import UserError, record_key
 
-KEY = KEY_FIELDS
 USAGE_ROLES = ("agent", "user", "judge")
 USAGE_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "latency_s", "cost_usd")
 _USAGE_INT = ("calls", "prompt_tokens", "completion_tokens")

@@ -298,7 +298,6 @@ class Tau2Domain(Domain):
         self.terminal_tools = frozenset(
             {"transfer_to_human_agents"} & {t.name for t in tools}
         ) or frozenset({"transfer_to_human_agents"})
-        self.has_user_tools = env.user_tools is not None
         self._tools_env = env  # read-only: tool schemas and the customer's tool objects
         self._user_tools: dict[int, list[Any]] = {}
         self._t2tasks = t2tasks

@@ -158,10 +158,6 @@ def room_count(hotel_id: str, room_type: str) -> int:
     return HOTELS[hotel_id]["rooms"][room_type][2]
 
 
-def overlaps(rec: Mapping[str, Any], start: date, end: date) -> bool:
-    return parse_date(rec["check_in"]) < end and start < parse_date(rec["check_out"])
-
-
 def rooms_free(
     bookings: Iterable[Mapping[str, Any]],
     hotel_id: str,
