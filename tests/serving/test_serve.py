@@ -493,6 +493,9 @@ def test_cli_serves_until_signal_then_stops(tmp_path, sig) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=e,
+        # as from a terminal: a shell starts background jobs (pytest run with `&`, say) with
+        # SIGINT ignored, and Python then leaves Ctrl-C ignored, as the shell asked
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []
