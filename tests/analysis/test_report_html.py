@@ -308,10 +308,23 @@ def test_plots_decode(page: webdriver.Chrome) -> None:
         assert ok and width > 100 and height > 100, (name, width, height)
 
 
+def _screenshot(page: webdriver.Chrome) -> bytes:
+    """A PNG of the viewport. Chromium's capture can time out on a loaded machine (seen once
+    in a full parallel run: "timeout from aborted by navigation"); that says nothing about the
+    report, so it is asked again, once, after the page says it has loaded."""
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        return page.get_screenshot_as_png()
+    except TimeoutException:
+        assert page.execute_script("return document.readyState") == "complete"
+        return page.get_screenshot_as_png()
+
+
 def test_screenshot_is_not_blank(page: webdriver.Chrome, report: Path) -> None:
     import matplotlib.image as mpimg  # a dependency of the report's plots
 
-    png = page.get_screenshot_as_png()
+    png = _screenshot(page)
     (report.parent / "screenshot-top.png").write_bytes(png)
     w, h, ratio = page.execute_script(
         "return [window.innerWidth, window.innerHeight, window.devicePixelRatio]"
