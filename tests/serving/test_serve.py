@@ -539,3 +539,108 @@ def test_registered_cli_dry_run() -> None:
     assert r.returncode == 0, r.stderr
     assert "vllm serve Qwen/Qwen3-8B" in r.stdout
     assert "--tool-call-parser hermes --reasoning-parser qwen3" in r.stdout
+
+
+# ------------------------------------------------------------------ a vLLM on a CPU
+def test_cpu_device_sizes_the_kv_cache_not_the_gpu_memory(monkeypatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    cpu = VLLMServer("Qwen/Qwen3-8B", device="cpu")
+    assert "--gpu-memory-utilization" not in cpu.command()  # vLLM would take 90% of the RAM
+    assert cpu.environment()["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert cpu.shell_command().startswith("VLLM_CPU_KVCACHE_SPACE=4 vllm serve Qwen/Qwen3-8B ")
+    small = VLLMServer("Qwen/Qwen3-8B", device="cpu", cpu_kv_cache_gib=1)
+    assert small.environment()["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")  # the user's own setting stays
+    assert VLLMServer("Qwen/Qwen3-8B", device="cpu").environment()["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    gpu = VLLMServer("Qwen/Qwen3-8B", device="gpu")
+    assert "--gpu-memory-utilization 0.9" in " ".join(gpu.command())
+    assert "VLLM_CPU_KVCACHE_SPACE" not in gpu.shell_command()
+    named = VLLMServer("Qwen/Qwen3-8B", gpus="0")  # GPUs named: a GPU, whatever this machine is
+    assert named.device == "gpu"
+    with pytest.raises(UserError, match="--gpu-memory-utilization is for GPUs"):
+        VLLMServer("Qwen/Qwen3-8B", device="cpu", gpu_memory_utilization=0.5)
+    with pytest.raises(UserError, match="--cpu-kv-cache must be positive, and is only for a CPU"):
+        VLLMServer("Qwen/Qwen3-8B", device="gpu", cpu_kv_cache_gib=1)
+    with pytest.raises(UserError, match="--device must be one of auto, gpu, cpu"):
+        VLLMServer("Qwen/Qwen3-8B", device="tpu")
+    r = CliRunner().invoke(serve_command, ["Qwen/Qwen3-8B", "--dry-run", "--device", "cpu"])
+    assert r.exit_code == 0 and "--gpu-memory-utilization" not in r.output, r.output
+
+
+def test_a_failed_start_shows_the_root_cause_above_the_tail(tmp_path) -> None:
+    """vLLM's last lines wrap the error ("See root cause above"): the first exception line of
+    the log is shown too, with where it is."""
+    s = VLLMServer("Qwen/Qwen3-8B", device="cpu", log_file=tmp_path / "v.log")
+    lines = [f"INFO {i} loading" for i in range(1, 49)]
+    lines.append("ValueError: not enough memory: 90% of RAM was asked for, 40% is free")
+    lines += [f"  File 'x.py', line {i}" for i in range(50, 150)]
+    lines += ["RuntimeError: Engine core initialization failed. See root cause above."]
+    lines += [f"DEBUG {i}" for i in range(151, 169)]
+    (tmp_path / "v.log").write_text("\n".join(lines) + "\n")
+    tail = s.log_tail()
+    assert tail.splitlines()[0] == (
+        "(root cause, line 49 of 168:) ValueError: not enough memory: 90% of RAM was asked "
+        "for, 40% is free"
+    )
+    assert tail.splitlines()[-1] == "DEBUG 168" and "Engine core initialization failed" in tail
+    (tmp_path / "v.log").write_text("\n".join(f"line {i}" for i in range(30)) + "\n")
+    assert s.log_tail().splitlines() == [f"line {i}" for i in range(10, 30)]  # no exception
+
+
+def _fake_vllm_install(tmp_path: Path, version: str, tools: list[str]) -> Path:
+    """A `vllm` executable whose Python has a package named vllm with these parsers."""
+    site = tmp_path / "site"
+    for sub, cls in (
+        ("tool_parsers", "ToolParserManager"),
+        ("reasoning", "ReasoningParserManager"),
+    ):
+        pkg = site / "vllm" / sub
+        pkg.mkdir(parents=True)
+        names = tools if sub == "tool_parsers" else ["qwen3", "fresh_reasoner"]
+        pkg.joinpath("__init__.py").write_text(
+            f"class {cls}:\n    @staticmethod\n    def list_registered():\n"
+            f"        return {names!r}\n"
+        )
+    (site / "vllm" / "__init__.py").write_text("")
+    dist = site / f"vllm-{version}.dist-info"
+    dist.mkdir()
+    dist.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    vllm = tmp_path / "bin" / "vllm"
+    vllm.write_text(f"#!{python}\nprint('a vllm')\n")
+    vllm.chmod(0o755)
+    return vllm
+
+
+def test_parser_names_come_from_the_installed_vllm(tmp_path) -> None:
+    from emotau.serving import PARSERS_VLLM_VERSION, installed_parsers, vllm_python
+
+    vllm = _fake_vllm_install(tmp_path, "0.99.1", ["hermes", "brand_new_parser"])
+    assert vllm_python([str(vllm), "serve"]) == str(tmp_path / "bin" / "python3")
+    found = installed_parsers([str(vllm), "serve"])
+    assert found is not None and found.tool == ("brand_new_parser", "hermes")
+    assert found.source == f"vLLM 0.99.1 at {tmp_path / 'bin' / 'python3'}"
+    # a name only the installed vLLM knows is accepted; one it dropped is refused, saying whose
+    flags = resolve_tool_flags("acme/Foo-7B", tool_call_parser="brand_new_parser", parsers=found)
+    assert flags.tool_call_parser == "brand_new_parser"
+    with pytest.raises(UserError, match=r"unknown --tool-call-parser 'brand_new_parser'; emotau's"):
+        resolve_tool_flags("acme/Foo-7B", tool_call_parser="brand_new_parser")
+    with pytest.raises(UserError) as err:
+        resolve_tool_flags("acme/Foo-7B", tool_call_parser="x")
+    assert f"emotau's list for vLLM {PARSERS_VLLM_VERSION} knows" in str(err.value)
+    with pytest.raises(UserError, match=r"unknown --tool-call-parser 'mistral'; vLLM 0\.99\.1 at"):
+        resolve_tool_flags("acme/Foo-7B", tool_call_parser="mistral", parsers=found)
+    r = CliRunner().invoke(
+        serve_command,
+        ["acme/Foo-7B", "--tool-call-parser", "brand_new_parser", "--dry-run",
+         "--vllm-command", f"{vllm} serve"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "--tool-call-parser brand_new_parser" in r.output
+    # no vLLM behind the command (the stand-in, a missing one): the built-in lists
+    assert installed_parsers(FAKE_CMD) is None
+    assert installed_parsers(["no-such-vllm-xyz", "serve"]) is None
+    assert vllm_python(["no-such-vllm-xyz"]) is None

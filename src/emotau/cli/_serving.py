@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import click
 
 from emotau.cli._common import _console, spec_from_options, spec_options
 from emotau.serving import (
+    DEFAULT_CPU_KV_CACHE_GIB,
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -22,6 +24,7 @@ from emotau.serving import (
     DEFAULT_VLLM_COMMAND,
     ServeError,
     VLLMServer,
+    installed_parsers,
 )
 
 
@@ -168,11 +171,24 @@ def _echo(msg: str) -> None:
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="0.0.0.0 for other nodes.")
 @click.option("--gpus", help="CUDA_VISIBLE_DEVICES for the server, e.g. 0 or 0,1 [inherit].")
 @click.option(
+    "--device",
+    type=click.Choice(["auto", "gpu", "cpu"]),
+    default="auto",
+    show_default=True,
+    help="Where vLLM runs; auto: a GPU when this machine shows one, else the CPU.",
+)
+@click.option(
     "--gpu-memory-utilization",
     type=float,
-    default=DEFAULT_GPU_MEMORY_UTILIZATION,
-    show_default=True,
-    help="Fraction of each GPU's memory vLLM may take.",
+    help=f"Fraction of each GPU's memory vLLM may take [{DEFAULT_GPU_MEMORY_UTILIZATION}; "
+    "not on a CPU].",
+)
+@click.option(
+    "--cpu-kv-cache",
+    type=float,
+    metavar="GIB",
+    help="On a CPU: RAM for the KV cache (VLLM_CPU_KVCACHE_SPACE) "
+    f"[{DEFAULT_CPU_KV_CACHE_GIB:g}, or the variable's value].",
 )
 @click.option("--max-model-len", type=int, help="Context length [the model's].")
 @click.option("--served-model-name", help="Name clients use as model [MODEL].")
@@ -210,6 +226,9 @@ def serve_command(**opts: Any) -> None:
         host=opts["host"],
         gpus=opts["gpus"],
         gpu_memory_utilization=opts["gpu_memory_utilization"],
+        device=opts["device"],
+        cpu_kv_cache_gib=opts["cpu_kv_cache"],
+        parsers=installed_parsers(shlex.split(opts["vllm_command"] or "")),
         max_model_len=opts["max_model_len"],
         served_model_name=opts["served_model_name"],
         tool_call_parser=opts["tool_call_parser"],

