@@ -18,6 +18,7 @@ import pytest
 import emotau
 from emotau.episode._variants import VariantLibrary
 from emotau.models._openai import models_wanting_metadata
+from emotau.runner._doctor import FIRST_USER_MESSAGE
 from helpers import all_lines
 
 AGENT, USER = "blind-agent", "blind-user"
@@ -127,8 +128,9 @@ def _chats(srv: _Server, model: str) -> list[Recorded]:
 
 
 def _episode_chats(srv: _Server, model: str) -> list[Recorded]:
-    """The run's chat requests (the preflight's probes say "ready" or ask for an order)."""
-    probes = ("Reply with the single word: ready", "where is my order A1B2C3")
+    """The run's chat requests (the preflight's probes say "ready", ask for an order, or are
+    the agent's first request with the preflight's own customer message)."""
+    probes = ("Reply with the single word: ready", "where is my order A1B2C3", FIRST_USER_MESSAGE)
     return [r for r in _chats(srv, model) if not any(p in json.dumps(r.body) for p in probes)]
 
 

@@ -105,7 +105,31 @@ def doctor(probes: int, fmt: str, **opts: Any) -> None:
 @click.option(
     "--reject-tools",
     is_flag=True,
-    help="Answer HTTP 400 to requests with tools (a vLLM started without a tool parser).",
+    help="Answer HTTP 400 to requests with tools under tool_choice=auto (a vLLM started "
+    "without a tool parser).",
+)
+@click.option(
+    "--reject-required",
+    is_flag=True,
+    help="Answer HTTP 400 to requests with tool_choice=required (vLLM 0.32 without a parser).",
+)
+@click.option(
+    "--tools-error-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="HTTP 500s on requests with tools only.",
+)
+@click.option(
+    "--empty-above-temperature",
+    type=float,
+    help="Empty replies to requests sampled hotter than this (no temperature counts as 1.0).",
+)
+@click.option(
+    "--max-model-len",
+    type=click.IntRange(1),
+    help="A context limit: listed in /v1/models; longer requests (len(JSON)/4 tokens) get "
+    "vLLM's HTTP 400.",
 )
 @click.option(
     "--skill", type=float, default=0.92, show_default=True, help="The scripted agent's skill."

@@ -328,6 +328,12 @@ class OpenAIClient(ModelClient):
             headers[METADATA_HEADER] = json.dumps(dict(request.metadata), ensure_ascii=True)
         return body, headers
 
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body :meth:`complete` sends for ``request``: the role's sampling settings
+        (temperature, max_tokens, seed) and ``extra_body`` included. ``emotau doctor`` and the
+        preflight probe endpoints with it, so they ask what a run asks."""
+        return self._payload(request)[0]
+
     def retryable(self, exc: BaseException) -> str | None:
         """A short, redacted description if ``exc`` is worth retrying, else None."""
         import openai

@@ -9,10 +9,20 @@
   and agent variants that misbehave the way small open models do:
   ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
   ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
+  ``scripted-agent-nevertools`` (never calls a tool, not even under ``tool_choice=required``:
+  a server that ignores ``required``),
   ``scripted-agent-think`` (a ``<think>`` block in every reply).
 - Faults, each a probability per request: HTTP 500, HTTP 429, a hang (``--hang-seconds``,
   default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply;
-  plus latency (fixed, uniform or exponential).
+  plus latency (fixed, uniform or exponential); HTTP 500 on requests with tools only
+  (``--tools-error-rate``); empty replies above a temperature (``--empty-above-temperature``;
+  a request without one counts as 1.0, the OpenAI default).
+- Refusals like vLLM's: HTTP 400 to tools under ``tool_choice=auto`` (``--reject-tools``) or
+  ``required`` (``--reject-required``); a context limit (``--max-model-len N``: listed as
+  ``max_model_len`` in ``GET /v1/models``; a request whose messages and tools, as JSON, are
+  more than ``4 * (N - max_tokens)`` characters gets vLLM's HTTP 400 "This model's maximum
+  context length is N tokens. However, you requested M tokens ..."; with it, ``usage``
+  reports that estimate, len(JSON) / 4, as the prompt tokens).
 
 To play an oracle it reads the episode metadata in the ``X-Emotau-Metadata`` header, which
 emotau sends only to endpoints that ask for it: every model this server lists in ``GET
@@ -49,6 +59,7 @@ AGENT_MODELS = {
     "scripted-agent": "oracle",
     "scripted-agent-textcalls": "textcalls",
     "scripted-agent-notools": "notools",
+    "scripted-agent-nevertools": "nevertools",
     "scripted-agent-think": "think",
 }
 USER_MODELS = {"scripted-user": "user"}
@@ -69,6 +80,10 @@ class Faults:
     malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
     empty_rate: float = 0.0  # no content, no tool calls
     reject_tools: bool = False  # HTTP 400 for requests with tools, like vLLM without a parser
+    reject_required: bool = False  # HTTP 400 for tool_choice="required", like vLLM 0.32
+    tools_error_rate: float = 0.0  # HTTP 500 for requests with tools (a crashing tool parser)
+    empty_above_temperature: float | None = None  # empty replies when sampled hotter
+    max_model_len: int | None = None  # a context limit (a setting, not a fault)
 
     def check(self) -> None:
         rates = [
@@ -84,6 +99,13 @@ class Faults:
             raise ValueError("latency and hang time must be finite and >= 0")
         if self.latency_dist not in ("fixed", "uniform", "exponential"):
             raise ValueError("latency distribution must be fixed, uniform or exponential")
+        if not (math.isfinite(self.tools_error_rate) and 0 <= self.tools_error_rate <= 1):
+            raise ValueError("the tools error rate must be in [0, 1]")
+        t = self.empty_above_temperature
+        if t is not None and not (math.isfinite(t) and t >= 0):
+            raise ValueError("the temperature for empty replies must be finite and >= 0")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ValueError("max model length must be at least 1")
 
 
 @dataclass
@@ -211,7 +233,7 @@ class MockBackend:
             r = await user.complete(req)
             r.content = (r.content or "") + tag
             return r
-        if behaviour == "notools" and choice != "required":
+        if (behaviour == "notools" and choice != "required") or behaviour == "nevertools":
             return ChatResponse("I have taken care of that for you. Anything else?")
         r = await agent.complete(req)
         if behaviour == "textcalls" and r.tool_calls:
@@ -230,7 +252,9 @@ class MockBackend:
 def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     """A generic answer to a request that is not part of an episode (doctor's probes)."""
     tools = [t for t in (req.tools or []) if t["function"]["name"] != RESPOND]
-    refuses = behaviour == "notools" and req.tool_choice != "required"
+    refuses = (behaviour == "notools" and req.tool_choice != "required") or (
+        behaviour == "nevertools"
+    )
     if behaviour == "user" or not tools or refuses:
         text = "ready"
         if behaviour == "think":
@@ -273,6 +297,21 @@ def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
             "total_tokens": r.prompt_tokens + r.completion_tokens,
         },
     }
+
+
+def _estimate_tokens(body: dict[str, Any]) -> int:
+    """The mock's token count of a request: its messages and tools as JSON, 4 characters a
+    token (a real tokenizer is not needed to play a context limit)."""
+    text = json.dumps(body.get("messages") or []) + json.dumps(body.get("tools") or [])
+    return max(1, len(text) // 4)
+
+
+def _too_hot(body: dict[str, Any], above: float | None) -> bool:
+    """Whether ``--empty-above-temperature`` empties this reply (no temperature: 1.0)."""
+    if above is None:
+        return False
+    t = body.get("temperature", 1.0)
+    return isinstance(t, int | float) and t > above
 
 
 def _error(status: int, message: str) -> Any:
@@ -340,6 +379,29 @@ def make_app(backend: MockBackend) -> Any:
                     '"auto" tool choice requires --enable-auto-tool-choice and '
                     "--tool-call-parser to be set",
                 )
+            if (
+                backend.faults.reject_required
+                and body.get("tools")
+                and body.get("tool_choice") == "required"
+            ):
+                return _error(400, '"required" tool choice requires --tool-call-parser to be set')
+            limit = backend.faults.max_model_len
+            prompt_tokens = _estimate_tokens(body) if limit is not None else None
+            if limit is not None and prompt_tokens is not None:
+                wanted = body.get("max_tokens")
+                wanted = wanted if isinstance(wanted, int) and wanted > 0 else 0
+                if prompt_tokens + wanted > limit:
+                    return _error(
+                        400,
+                        f"This model's maximum context length is {limit} tokens. However, you "
+                        f"requested {prompt_tokens + wanted} tokens ({prompt_tokens} in the "
+                        f"messages, {wanted} in the completion). Please reduce the length of "
+                        "the messages or completion.",
+                    )
+            rate = backend.faults.tools_error_rate
+            if rate and body.get("tools") and backend.rng.random() < rate:
+                stats.faults["tools_500"] = stats.faults.get("tools_500", 0) + 1
+                return _error(500, "injected server error on a request with tools")
             delay = backend.latency()
             if delay:
                 await asyncio.sleep(delay)
@@ -360,8 +422,10 @@ def make_app(backend: MockBackend) -> Any:
                 c = r.tool_calls[0]
                 cut = c.arguments[: max(1, len(c.arguments) // 2)]
                 r.tool_calls[0] = ToolCall(c.id, c.name, cut)
-            elif fault == "empty":
+            elif fault == "empty" or _too_hot(body, backend.faults.empty_above_temperature):
                 r = ChatResponse(None if body.get("tools") else "", [])
+            if prompt_tokens is not None:
+                r.prompt_tokens = prompt_tokens
             return web.json_response(_completion_json(model, r))
         finally:
             stats.in_flight -= 1
@@ -378,6 +442,9 @@ def make_app(backend: MockBackend) -> Any:
             }
             for m in ALL_MODELS
         ]
+        if backend.faults.max_model_len is not None:  # as vLLM lists it
+            for entry in data:
+                entry["max_model_len"] = backend.faults.max_model_len
         return web.json_response({"object": "list", "data": data})
 
     async def health(request: web.Request) -> web.StreamResponse:
