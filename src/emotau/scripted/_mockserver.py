@@ -9,10 +9,15 @@
   and agent variants that misbehave the way small open models do:
   ``scripted-agent-textcalls`` (writes tool calls as ``<tool_call>`` text, no ``tool_calls``),
   ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
-  ``scripted-agent-think`` (a ``<think>`` block in every reply).
+  ``scripted-agent-think`` (a ``<think>`` block in every reply),
+  ``scripted-agent-badtextcalls`` (like textcalls, but its first call is cut off mid-JSON, the
+  tag never closed, ``finish_reason`` ``"length"``), ``scripted-agent-blank`` (only whitespace,
+  ``finish_reason`` ``"length"``, every time: a model that spends its budget on nothing).
 - Faults, each a probability per request: HTTP 500, HTTP 429, a hang (``--hang-seconds``,
-  default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply;
-  plus latency (fixed, uniform or exponential).
+  default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply
+  (``finish_reason`` ``"stop"``), a whitespace reply that used up ``max_tokens``
+  (``finish_reason`` ``"length"``); plus latency (fixed, uniform or exponential).
+- Replies say how they ended, as vLLM's do: ``finish_reason`` and ``usage`` token counts.
 
 To play an oracle it reads the episode metadata in the ``X-Emotau-Metadata`` header, which
 emotau sends only to endpoints that ask for it: every model this server lists in ``GET
@@ -50,7 +55,11 @@ AGENT_MODELS = {
     "scripted-agent-textcalls": "textcalls",
     "scripted-agent-notools": "notools",
     "scripted-agent-think": "think",
+    "scripted-agent-badtextcalls": "badtextcalls",
+    "scripted-agent-blank": "blank",
 }
+#: what a whitespace reply that used up its budget holds, and its length when no max_tokens
+_BLANK, _BLANK_TOKENS = " \n\n  \n", 64
 USER_MODELS = {"scripted-user": "user"}
 #: the stand-in judge (accepts every claim, labels emotions with the lexicon; see
 #: ``emotau.models.scripted.ScriptedJudge``)
@@ -68,6 +77,7 @@ class Faults:
     hang_seconds: float = 300.0
     malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
     empty_rate: float = 0.0  # no content, no tool calls
+    empty_length_rate: float = 0.0  # whitespace only, finish_reason "length"
     reject_tools: bool = False  # HTTP 400 for requests with tools, like vLLM without a parser
 
     def check(self) -> None:
@@ -77,6 +87,7 @@ class Faults:
             self.timeout_rate,
             self.malformed_rate,
             self.empty_rate,
+            self.empty_length_rate,
         ]
         if not all(math.isfinite(r) and 0 <= r <= 1 for r in rates) or sum(rates) > 1:
             raise ValueError("fault rates must be in [0, 1] and add up to at most 1")
@@ -180,6 +191,7 @@ class MockBackend:
             ("timeout", f.timeout_rate),
             ("malformed", f.malformed_rate),
             ("empty", f.empty_rate),
+            ("empty_length", f.empty_length_rate),
         ):
             if u < rate:
                 return name
@@ -213,8 +225,15 @@ class MockBackend:
             return r
         if behaviour == "notools" and choice != "required":
             return ChatResponse("I have taken care of that for you. Anything else?")
+        if behaviour == "blank":
+            return _blank(body, req)
         r = await agent.complete(req)
-        if behaviour == "textcalls" and r.tool_calls:
+        if behaviour == "badtextcalls" and r.tool_calls and not _told_unreadable(req.messages):
+            c = r.tool_calls[0]  # cut off mid-JSON, the tag never closed: out of tokens
+            call = json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
+            text = "<tool_call>\n" + call[: len(call) // 2]
+            return ChatResponse(text, [], None, r.prompt_tokens, 16, finish_reason="length")
+        if behaviour in ("textcalls", "badtextcalls") and r.tool_calls:
             text = "\n".join(
                 "<tool_call>"
                 + json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
@@ -227,8 +246,26 @@ class MockBackend:
         return r
 
 
+def _blank(body: dict[str, Any], req: ChatRequest) -> ChatResponse:
+    """Whitespace that used up the request's whole token budget (``finish_reason`` length)."""
+    budget = body.get("max_tokens")
+    n = budget if isinstance(budget, int) and budget > 0 else _BLANK_TOKENS
+    prompt = sum(len(str(m.get("content") or "")) for m in req.messages) // 4
+    return ChatResponse(_BLANK, [], None, prompt, n, finish_reason="length")
+
+
+def _told_unreadable(messages: list[dict[str, Any]]) -> bool:
+    """Whether the agent was already told that a ``<tool_call>`` text of its was unreadable."""
+    return any(
+        m.get("role") == "tool" and "could not be read" in str(m.get("content") or "")
+        for m in messages
+    )
+
+
 def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     """A generic answer to a request that is not part of an episode (doctor's probes)."""
+    if behaviour == "blank":
+        return _blank({}, req)
     tools = [t for t in (req.tools or []) if t["function"]["name"] != RESPOND]
     refuses = behaviour == "notools" and req.tool_choice != "required"
     if behaviour == "user" or not tools or refuses:
@@ -239,7 +276,7 @@ def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     fn = tools[0]["function"]
     props = fn.get("parameters", {}).get("properties", {})
     args = {k: ("A1B2C3" if v.get("type") == "string" else 1) for k, v in props.items()}
-    if behaviour == "textcalls":
+    if behaviour in ("textcalls", "badtextcalls"):
         call = json.dumps({"name": fn["name"], "arguments": args})
         return ChatResponse(f"<tool_call>{call}</tool_call>", prompt_tokens=20, completion_tokens=9)
     content = "<think>I need the tool.</think>" if behaviour == "think" else None
@@ -264,7 +301,7 @@ def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if r.tool_calls else "stop",
+                "finish_reason": r.finish_reason or ("tool_calls" if r.tool_calls else "stop"),
             }
         ],
         "usage": {
@@ -362,6 +399,8 @@ def make_app(backend: MockBackend) -> Any:
                 r.tool_calls[0] = ToolCall(c.id, c.name, cut)
             elif fault == "empty":
                 r = ChatResponse(None if body.get("tools") else "", [])
+            elif fault == "empty_length":
+                r = _blank(body, ChatRequest(body.get("messages") or []))
             return web.json_response(_completion_json(model, r))
         finally:
             stats.in_flight -= 1
