@@ -64,6 +64,7 @@ def test_termination_values_are_the_documented_strings() -> None:
         "user_out_of_scope",
         "max_steps",
         "agent_error",
+        "agent_empty_reply",
         "user_simulator_error",
         "infra_error",
     }
@@ -96,9 +97,9 @@ def _string_constants(path: Path) -> list[tuple[str, int]]:
 
 def test_termination_and_status_names_are_written_only_in_the_record_module() -> None:
     names = {t.value for t in Termination} | {s.value for s in Status}
-    # "max_steps" is also a spec field, and upstream tau2's name for its own termination;
-    # "transfer_to_human" is also the prefix of transfer tools' names
-    allowed = {"max_steps", "transfer_to_human"}
+    # "max_steps" is also a spec field, and upstream tau2's name for its own termination, as
+    # "agent_error" is; "transfer_to_human" is also the prefix of transfer tools' names
+    allowed = {"max_steps", "agent_error", "transfer_to_human"}
     bad = []
     for path in sorted(SRC.rglob("*.py")):
         if path == SRC / "core" / "_record.py" or "domains/hotel" in path.as_posix():

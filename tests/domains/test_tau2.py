@@ -51,6 +51,17 @@ def test_old_python_is_refused_with_install_steps(monkeypatch) -> None:
         load_domain("tau2:mock")
 
 
+def test_every_scored_termination_has_upstreams_name() -> None:
+    """score() looks each episode's termination up; one missing would make it an internal
+    error (an infrastructure error, run again on every resume) instead of a score."""
+    from emotau.core import Termination
+    from emotau.domains.tau2 import TERMINATIONS
+
+    unscored = {Termination.USER_SIMULATOR_ERROR, Termination.INFRA_ERROR}
+    assert set(TERMINATIONS) == set(Termination) - unscored
+    assert TERMINATIONS[Termination.AGENT_EMPTY_REPLY] == "agent_error"  # upstream's own
+
+
 # ------------------------------------------------------------------ with upstream
 @pytest.fixture(scope="module")
 def upstream() -> Any:

@@ -134,9 +134,80 @@ def test_user_gives_up_is_not_goal_met(toy) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["tool-calling", "react"])
-def test_empty_agent_completion_is_infrastructure(toy, strategy) -> None:
-    rec = run(setup(toy, 1, agent=Scripted([ChatResponse("  ")]), agent_strategy=strategy))
+@pytest.mark.parametrize("finish_reason", [None, "stop"])
+def test_empty_agent_completion_is_infrastructure(toy, strategy, finish_reason) -> None:
+    blank = ChatResponse("  ", prompt_tokens=40, completion_tokens=1, finish_reason=finish_reason)
+    rec = run(setup(toy, 1, agent=Scripted([blank]), agent_strategy=strategy))
     assert rec["status"] == "infra_error" and not rec["scored"] and rec["reward"] is None
+    assert f"finish_reason={finish_reason!r}, 40 prompt and 1 completion tokens" in rec["error"]
+
+
+@pytest.mark.parametrize("strategy", ["tool-calling", "react"])
+def test_empty_reply_that_used_the_token_budget_is_the_agents_failure(toy, strategy) -> None:
+    """Whitespace with finish_reason "length": scored 0 even where every check would pass."""
+    user = Scripted([ChatResponse("What's my balance?"), ChatResponse("Is that in euros?")])
+    if strategy == "react":
+        look = 'Action: {"name": "get_balance", "arguments": {"account": "B2"}}'
+        say = 'Action: {"name": "respond", "arguments": {"content": "Your balance is 5."}}'
+        first, second = ChatResponse(look), ChatResponse(say)
+    else:
+        first = ChatResponse(None, [ToolCall("c1", "get_balance", '{"account": "B2"}')])
+        second = ChatResponse("Your balance is 5.")
+    blank = ChatResponse(" \n\n ", prompt_tokens=300, completion_tokens=64, finish_reason="length")
+    agent = Scripted([first, second, blank])
+    rec = run(setup(toy, 1, agent=agent, user=user, agent_strategy=strategy))
+    assert rec["status"] == "completed" and rec["termination"] == "agent_empty_reply"
+    assert rec["scored"] and rec["reward"] == 0.0 and not rec["success"]
+    bd = rec["reward_breakdown"]  # every check of the domain's passed; the conversation did not
+    assert bd["db_match"] and bd["outputs"] == {"5": True} and not bd["transfer"]["done"]
+    assert "finish_reason='length', 300 prompt and 64 completion tokens" in rec["error"]
+    assert agent.n == 3 and rec["usage"]["agent"]["calls"] == 3  # asked once, never again
+    assert rec["num_agent_steps"] == 2  # the empty reply is no turn: nobody received it
+    assert all((t.get("content") or "").strip() for t in rec["turns"] if t["role"] == "user")
+
+
+def test_user_empty_reply_that_used_the_token_budget_is_a_simulator_error(toy) -> None:
+    blank = ChatResponse("  ", prompt_tokens=80, completion_tokens=32, finish_reason="length")
+    rec = run(setup(toy, 1, user=Scripted([blank])))
+    assert rec["status"] == "completed" and rec["termination"] == "user_simulator_error"
+    assert not rec["scored"] and rec["reward"] is None
+    assert "finish_reason='length', 80 prompt and 32 completion tokens" in rec["error"]
+    stop = ChatResponse("", prompt_tokens=80, completion_tokens=0, finish_reason="stop")
+    rec = run(setup(toy, 1, user=Scripted([stop])))  # a glitch of the server's
+    assert rec["status"] == "infra_error" and "finish_reason='stop'" in rec["error"]
+
+
+def test_turns_record_how_each_call_ended(toy) -> None:
+    user = Scripted(
+        [
+            ChatResponse("What's my balance?", prompt_tokens=12, completion_tokens=5),
+            ChatResponse("Thanks. ###STOP###", finish_reason="stop", usage_reported=False),
+        ]
+    )
+    agent = Scripted(
+        [
+            ChatResponse(
+                None,
+                [ToolCall("c1", "get_balance", '{"account": "B2"}')],
+                prompt_tokens=50,
+                completion_tokens=9,
+                finish_reason="tool_calls",
+            ),
+            ChatResponse("It is 5.", prompt_tokens=70, completion_tokens=4, finish_reason="stop"),
+        ]
+    )
+    rec = run(setup(toy, 1, agent=agent, user=user))
+    ends = [
+        (t["role"], t["finish_reason"], t["prompt_tokens"], t["completion_tokens"])
+        for t in rec["turns"]
+    ]
+    assert ends == [
+        ("user", None, 12, 5),
+        ("agent", "tool_calls", 50, 9),
+        ("agent", "stop", 70, 4),
+        ("user", "stop", None, None),  # the server gave no token counts
+    ]
+    assert rec["turns"][0]["raw"][0]["finish_reason"] is None
 
 
 def test_agent_error_after_max_errors_invalid_actions(toy) -> None:

@@ -111,28 +111,66 @@ def test_hermes_text_between_and_after_blocks_kept() -> None:
     assert remaining == "First your profile.\n\nThen the booking.\n\nOne moment."
 
 
-def test_hermes_malformed_json_is_not_recovered_and_does_not_raise() -> None:
-    content = (
-        "Checking.\n<tool_call>\n"
-        '{"name": "get_user_details", "arguments": {"user_id": "mia_li_3668"}\n'
-        "</tool_call>"
-    )
+def test_hermes_malformed_json_is_a_call_with_an_error() -> None:
+    body = '{"name": "get_user_details", "arguments": {"user_id": "mia_li_3668"}'
+    content = f"Checking.\n<tool_call>\n{body}\n</tool_call>"
     calls, remaining = recover_tool_calls(content, TOOLS)
-    assert calls == []
-    assert remaining == content
+    assert calls == [
+        TextToolCall(
+            "get_user_details",
+            body,
+            "hermes",
+            "the <tool_call> text could not be read: arguments are not valid JSON "
+            f"(Expecting ',' delimiter at position {len(body)}): {body}",
+        )
+    ]
+    assert remaining == "Checking."  # the broken call text never stays in the message
 
 
-def test_hermes_malformed_block_left_in_text_good_block_recovered() -> None:
+def test_hermes_unclosed_cut_call_is_a_call_with_an_error() -> None:
+    # a model that ran out of tokens in the middle of its call (finish_reason "length")
+    content = 'Let me look.\n<tool_call>\n{"name": "get_user_details", "arguments": {"user_'
+    calls, remaining = recover_tool_calls(content, TOOLS)
+    assert [(c.name, c.style) for c in calls] == [("get_user_details", "hermes")]
+    assert calls[0].arguments == '{"name": "get_user_details", "arguments": {"user_'
+    assert calls[0].error is not None
+    assert "arguments are not valid JSON (Unterminated string" in calls[0].error
+    assert "the <tool_call> tag was never closed" in calls[0].error
+    assert remaining == "Let me look."
+
+
+def test_hermes_unclosed_broken_call_stops_at_the_next_block() -> None:
+    good = '<tool_call>{"name": "get_user_details", "arguments": {"user_id": "a"}}</tool_call>'
+    calls, remaining = recover_tool_calls(f'<tool_call>{{"name": "x", "argu\n{good}', TOOLS)
+    assert [(c.name, c.error is not None) for c in calls] == [
+        ("x", True),
+        ("get_user_details", False),
+    ]
+    assert json.loads(calls[1].arguments) == {"user_id": "a"}
+    assert remaining == ""
+
+
+def test_hermes_malformed_block_and_good_block_are_both_calls() -> None:
     bad = '<tool_call>{"name": get_user_details}</tool_call>'
     good = '<tool_call>{"name": "get_user_details", "arguments": {"user_id": "a"}}</tool_call>'
     calls, remaining = recover_tool_calls(f"{bad}\n{good}", TOOLS)
-    assert [c.name for c in calls] == ["get_user_details"]
-    assert remaining == bad
+    assert [c.name for c in calls] == ["<unparsed>", "get_user_details"]  # a name not quoted
+    assert calls[0].error and "not valid JSON" in calls[0].error and calls[1].error is None
+    assert remaining == ""
 
 
-def test_hermes_arguments_not_an_object_rejected() -> None:
+def test_hermes_arguments_not_an_object_is_a_call_with_an_error() -> None:
     content = '<tool_call>{"name": "get_user_details", "arguments": ["mia"]}</tool_call>'
-    assert recover_tool_calls(content, TOOLS) == ([], content)
+    calls, remaining = recover_tool_calls(content, TOOLS)
+    assert [c.name for c in calls] == ["get_user_details"] and remaining == ""
+    assert calls[0].error is not None and "arguments must be a JSON object" in calls[0].error
+
+
+def test_hermes_broken_call_error_quotes_at_most_a_snippet() -> None:
+    body = '{"name": "get_user_details", "arguments": {"user_id": "' + "x" * 5000
+    (call,), _ = recover_tool_calls(f"<tool_call>{body}", TOOLS)
+    assert call.arguments == body  # the record keeps it whole
+    assert call.error is not None and len(call.error) < 400 and call.error.endswith("x...")
 
 
 def test_hermes_wins_over_python_in_the_same_text() -> None:
@@ -410,22 +448,28 @@ def test_python_needs_tool_names() -> None:
         ("", ""),
         ("   ", "   "),
         ("{", "{"),
-        ("<tool_call>", "<tool_call>"),
         ("</tool_call>", "</tool_call>"),
         ("get_user_details(", "get_user_details("),
         ("[get_user_details(user_id='a'", "[get_user_details(user_id='a'"),
-        ("\x00\xff\ud800<tool_call>{\x00}", "\x00\xff\ud800<tool_call>{\x00}"),
     ],
 )
 def test_degenerate_input_returns_content(content: str | None, remaining: str) -> None:
     assert recover_tool_calls(content, TOOLS) == ([], remaining)
 
 
+@pytest.mark.parametrize(
+    ("content", "remaining"),
+    [("<tool_call>", ""), ("\x00\xff\ud800<tool_call>{\x00}", "\x00\xff\ud800")],
+)
+def test_degenerate_tool_call_tag_is_an_unreadable_call(content: str, remaining: str) -> None:
+    calls, rest = recover_tool_calls(content, TOOLS)
+    assert [(c.name, c.style) for c in calls] == [("<unparsed>", "hermes")]
+    assert calls[0].error and "never closed" in calls[0].error and rest == remaining
+
+
 def test_huge_and_deeply_nested_input_does_not_raise() -> None:
     for content in (
         "[" * 100_000,
-        "<tool_call>" + "{" * 100_000 + "</tool_call>",
-        "<tool_call>" + "[" * 50_000 + "]" * 50_000 + "</tool_call>",
         "get_user_details(user_id=" + "[" * 5_000 + "]" * 5_000 + ")",
         '{"name": "get_user_details", "arguments": ' + "[" * 100_000,
         "get_user_details(" * 20_000,
@@ -433,6 +477,10 @@ def test_huge_and_deeply_nested_input_does_not_raise() -> None:
         calls, remaining = recover_tool_calls(content, TOOLS)
         assert calls == []
         assert remaining == content
+    for body in ("{" * 100_000, "[" * 50_000 + "]" * 50_000):  # tags: an unreadable call
+        calls, remaining = recover_tool_calls(f"<tool_call>{body}</tool_call>", TOOLS)
+        assert [(c.arguments, c.error is not None) for c in calls] == [(body, True)]
+        assert remaining == ""
 
 
 def test_fuzz_fragments_never_raise() -> None:
@@ -484,8 +532,11 @@ def test_fuzz_fragments_never_raise() -> None:
         assert isinstance(remaining, str)
         for call in calls:
             assert isinstance(call, TextToolCall)
-            assert isinstance(json.loads(call.arguments), dict)
             assert call.style in {"hermes", "json", "python"}
+            if call.error is None:
+                assert isinstance(json.loads(call.arguments), dict)
+            else:  # an unreadable <tool_call> block: its text, and why
+                assert call.style == "hermes" and call.error.startswith("the <tool_call> text")
         if not calls:
             assert remaining == content
         recovered += bool(calls)

@@ -103,6 +103,13 @@ def doctor(probes: int, fmt: str, **opts: Any) -> None:
     help="Replies with no content and no tool call.",
 )
 @click.option(
+    "--empty-length-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Replies of only whitespace that used up max_tokens (finish_reason length).",
+)
+@click.option(
     "--reject-tools",
     is_flag=True,
     help="Answer HTTP 400 to requests with tools under tool_choice=auto (a vLLM started "

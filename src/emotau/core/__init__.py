@@ -5,7 +5,13 @@ Only names listed in ``__all__`` are public; the rest lives in the private modul
 """
 
 from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, RetryBudget, ToolCall
-from emotau.core._errors import InfraError, SpecChangedError, UserError, UserSimulatorError
+from emotau.core._errors import (
+    EmptyReplyError,
+    InfraError,
+    SpecChangedError,
+    UserError,
+    UserSimulatorError,
+)
 from emotau.core._hooks import EpisodeContext, EpisodeHooks, Hook, HookSet, RunContext, load_hook
 from emotau.core._record import (
     FIELDS,
@@ -33,6 +39,7 @@ __all__ = [
     "Action",
     "ChatRequest",
     "ChatResponse",
+    "EmptyReplyError",
     "EpisodeContext",
     "EpisodeHooks",
     "EpisodeRecord",

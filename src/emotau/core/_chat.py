@@ -5,10 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +15,9 @@ class ToolCall:
     arguments: str  # raw JSON text as the model wrote it
     #: set when the call was recovered from text the server did not parse ("hermes", ...)
     recovered: str | None = None
+    #: set when the call was written as text that could not be read (a cut or broken
+    #: ``<tool_call>`` block): why; ``arguments`` then holds that text as it was written
+    error: str | None = None
 
 
 class RetryBudget:
@@ -58,16 +58,51 @@ class ChatResponse:
     retries: int = 0
     #: the reply came from a scripted model (in-process, or the mock server over HTTP)
     synthetic: bool = False
+    #: why the model stopped, as the server said (``stop``, ``length``, ``tool_calls``, ...)
+    finish_reason: str | None = None
+    #: False when the server gave no token counts (the two counts above are then 0)
+    usage_reported: bool = True
+
+    @property
+    def blank(self) -> bool:
+        """No tool call and no visible text (None, empty or whitespace only)."""
+        return not self.tool_calls and not (self.content or "").strip()
+
+    def ending(self) -> dict[str, Any]:
+        """How the call ended, as an episode's turns keep it: ``finish_reason``,
+        ``prompt_tokens`` and ``completion_tokens`` (None where the server did not say)."""
+        known = self.usage_reported
+        return {
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens if known else None,
+            "completion_tokens": self.completion_tokens if known else None,
+        }
+
+    def describe_ending(self) -> str:
+        """The same for messages: ``finish_reason='length', 812 prompt and 64 completion
+        tokens``."""
+        tokens = (
+            f"{self.prompt_tokens} prompt and {self.completion_tokens} completion tokens"
+            if self.usage_reported
+            else "no token counts reported"
+        )
+        return f"finish_reason={self.finish_reason!r}, {tokens}"
 
     def message(self) -> dict[str, Any]:
-        """The assistant message to append to an OpenAI-style history."""
+        """The assistant message to append to an OpenAI-style history. A call that could not
+        be read (``error`` set) goes in with ``{}`` as its arguments: servers such as vLLM
+        parse the arguments of every call in the history and refuse a request whose arguments
+        are not JSON."""
         msg: dict[str, Any] = {"role": "assistant", "content": self.content}
         if self.tool_calls:
             msg["tool_calls"] = [
                 {
                     "id": c.id,
                     "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
+                    "function": {
+                        "name": c.name,
+                        "arguments": c.arguments if c.error is None else "{}",
+                    },
                 }
                 for c in self.tool_calls
             ]

@@ -28,3 +28,10 @@ class InfraError(EmotauError):
 
 class UserSimulatorError(EmotauError):
     """The user simulator produced output that could not be used (e.g. an unparseable reply)."""
+
+
+class EmptyReplyError(EmotauError):
+    """A model answered with nothing (no tool call, only whitespace) because it spent its whole
+    token budget (``finish_reason`` ``"length"``): the same request would get the same answer,
+    so it is the model's failure, not the server's, and is not retried. The agent's ends the
+    episode as ``agent_empty_reply``, scored as a failure."""

@@ -50,6 +50,8 @@ class Termination(StrEnum):
     USER_OUT_OF_SCOPE = "user_out_of_scope"  # a tau2 customer's ###OUT-OF-SCOPE###
     MAX_STEPS = "max_steps"
     AGENT_ERROR = "agent_error"  # max_errors steps in a row whose every tool call failed
+    #: the agent wrote nothing, having spent its whole token budget (finish_reason "length")
+    AGENT_EMPTY_REPLY = "agent_empty_reply"
     USER_SIMULATOR_ERROR = "user_simulator_error"  # finished, never scored
     INFRA_ERROR = "infra_error"  # not finished: retried on resume, never scored
 

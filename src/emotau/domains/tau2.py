@@ -70,6 +70,7 @@ TERMINATIONS = {
     Termination.TRANSFER_TO_HUMAN: "user_stop",
     Termination.MAX_STEPS: "max_steps",
     Termination.AGENT_ERROR: "too_many_errors",
+    Termination.AGENT_EMPTY_REPLY: "agent_error",
 }
 
 

@@ -4,8 +4,10 @@
 - ``react``: the model writes a ``Thought:`` and then one ``Action:`` as JSON text.
 - ``act``: the same without the thought.
 
-A malformed action (bad JSON, unknown tool, wrong arguments) is the agent's own mistake: it
-gets an error observation and the episode goes on.
+A malformed action (bad JSON, unknown tool, wrong arguments, a ``<tool_call>`` written as text
+that cannot be read) is the agent's own mistake: it gets an error observation and the episode
+goes on. A reply with nothing in it is the server's failure (:class:`InfraError`), unless the
+model spent its whole token budget on it (:class:`EmptyReplyError`: the agent's failure).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from emotau.core import ChatRequest, ChatResponse, InfraError, ModelClient, Registry, subclass_of
+from emotau.core import (
+    ChatRequest,
+    ChatResponse,
+    EmptyReplyError,
+    InfraError,
+    ModelClient,
+    Registry,
+    subclass_of,
+)
 
 RESPOND = "respond"
 
@@ -82,9 +92,15 @@ AGENT_STRATEGIES: Registry[type[AgentStrategy]] = Registry(
 
 
 def _require_output(response: ChatResponse) -> None:
-    """An empty completion is the server's failure, not the agent's: never scored."""
-    if not response.tool_calls and not (response.content or "").strip():
-        raise InfraError("the agent model returned an empty completion")
+    """A reply with nothing in it: the agent's failure when it spent its whole token budget
+    (``finish_reason`` ``"length"``: :class:`EmptyReplyError`), else the server's
+    (:class:`InfraError`: never scored)."""
+    if not response.blank:
+        return
+    what = f"the agent model returned an empty reply ({response.describe_ending()})"
+    if response.finish_reason == "length":
+        raise EmptyReplyError(f"{what}: it spent its whole token budget and wrote nothing")
+    raise InfraError(what)
 
 
 def _parse_arguments(raw: str | None) -> tuple[dict[str, Any] | None, str | None]:
@@ -139,7 +155,7 @@ class ToolCallingAgent(AgentStrategy):
             return AgentTurn(response, text=response.content or "")
         calls = []
         for tc in response.tool_calls:
-            args, err = _parse_arguments(tc.arguments)
+            args, err = (None, tc.error) if tc.error else _parse_arguments(tc.arguments)
             calls.append(ParsedCall(tc.id, tc.name, args, tc.arguments, err, tc.recovered))
         if self.tool_choice == "required":
             spoken = [c for c in calls if c.name == RESPOND]

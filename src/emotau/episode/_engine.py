@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emotau.core import (
+    ChatResponse,
+    EmptyReplyError,
     EpisodeHooks,
     EpisodeRecord,
     InfraError,
@@ -122,8 +124,22 @@ class _Episode:
         started = time.perf_counter()
         turn = await (self.user.start() if agent_text is None else self.user.reply(agent_text))
         calls = {"tool_calls": turn.tool_calls} if turn.tool_calls else {}
-        self._turn("user", started, content=turn.text, stop=turn.stop, raw=turn.raw, **calls)
+        self._turn(
+            "user", started, content=turn.text, stop=turn.stop, raw=turn.raw, **calls, **turn.ending
+        )
         return turn
+
+    def _agent_turn(self, started: float, r: ChatResponse, **fields: Any) -> None:
+        """Record one agent step: ``fields``, then the call's latency, tokens, cost and end."""
+        usage: dict[str, Any] = {
+            "latency_s": round(r.latency_s, 6),
+            "tokens": [r.prompt_tokens, r.completion_tokens],
+        }
+        if r.retries:
+            usage["retries"] = r.retries
+        if r.cost_usd is not None:
+            usage["cost_usd"] = round(r.cost_usd, 8)
+        self._turn("agent", started, **fields, **usage, **r.ending())
 
     def _execute_user(self, name: str, arguments: Mapping[str, Any]) -> ToolResult:
         if name not in self.user_tool_names:
@@ -149,19 +165,14 @@ class _Episode:
         errors_in_a_row = 0
         for _ in range(self.s.max_steps):
             started = time.perf_counter()
-            act = await self.agent.act()
+            try:
+                act = await self.agent.act()
+            except EmptyReplyError as exc:  # the agent wrote nothing: the end of the episode
+                return Termination.AGENT_EMPTY_REPLY, str(exc)
             r = act.response
-            usage: dict[str, Any] = {
-                "latency_s": round(r.latency_s, 6),
-                "tokens": [r.prompt_tokens, r.completion_tokens],
-            }
-            if r.retries:
-                usage["retries"] = r.retries
-            if r.cost_usd is not None:
-                usage["cost_usd"] = round(r.cost_usd, 8)
             if not act.calls:
                 errors_in_a_row = 0
-                self._turn("agent", started, content=act.text, reasoning=r.reasoning, **usage)
+                self._agent_turn(started, r, content=act.text, reasoning=r.reasoning)
                 self.said.append(act.text or "")
                 turn = await self._user(act.text)
                 if turn.stop:
@@ -183,13 +194,8 @@ class _Episode:
                     }
                     | ({"recovered": call.recovered} if call.recovered else {})
                 )
-            self._turn(
-                "agent",
-                started,
-                content=r.content,
-                reasoning=r.reasoning,
-                tool_calls=results,
-                **usage,
+            self._agent_turn(
+                started, r, content=r.content, reasoning=r.reasoning, tool_calls=results
             )
             if any(name in self.s.domain.terminal_tools for name in self.called):
                 return Termination.TRANSFER_TO_HUMAN, None
@@ -214,6 +220,8 @@ async def run_episode(s: EpisodeSetup) -> EpisodeRecord:
             )
             result = await s.domain.score(s.task, ep.env, outcome)
             reward, breakdown = result.reward, result.breakdown
+            if termination == Termination.AGENT_EMPTY_REPLY:
+                reward = 0.0  # the agent broke off the conversation: never a success
     except InfraError as exc:
         termination, error = Termination.INFRA_ERROR, str(exc)
     except UserSimulatorError as exc:

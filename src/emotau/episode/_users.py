@@ -142,6 +142,13 @@ class UserTurn:
     raw: list[dict[str, Any]] = field(default_factory=list)  # every call: purpose, content, ...
     #: customer tool calls made before this message: name, arguments, result, error
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: how the call that wrote the message ended: ``finish_reason``, ``prompt_tokens``,
+    #: ``completion_tokens`` (see :meth:`emotau.core.ChatResponse.ending`; None: not known)
+    ending: dict[str, Any] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("finish_reason", "prompt_tokens", "completion_tokens")
+        )
+    )
 
 
 def split_stop(text: str) -> tuple[str, str | None]:
@@ -166,6 +173,7 @@ def _record(purpose: str, response: ChatResponse) -> dict[str, Any]:
         rec["reasoning"] = response.reasoning
     rec["latency_s"] = round(response.latency_s, 6)
     rec["tokens"] = [response.prompt_tokens, response.completion_tokens]
+    rec["finish_reason"] = response.finish_reason
     if response.retries:
         rec["retries"] = response.retries
     if response.cost_usd is not None:
@@ -227,7 +235,12 @@ class UserStrategy(ABC):
         else:
             response = await self._reply_with_tools(messages, meta)
         if response.content is None or not response.content.strip():
-            raise InfraError(f"user model returned an empty {purpose} completion")
+            what = (
+                f"the user model's {purpose} call got an empty reply ({response.describe_ending()})"
+            )
+            if response.finish_reason == "length":  # the model's own failure: not retried
+                raise UserSimulatorError(f"{what}: it spent its whole token budget on nothing")
+            raise InfraError(what)
         return response
 
     async def _reply_with_tools(
@@ -242,6 +255,8 @@ class UserStrategy(ABC):
             messages.append(response.message())  # kept: the tools really ran
             for call in response.tool_calls:
                 try:
+                    if call.error:  # a <tool_call> written as text that could not be read
+                        raise ValueError(call.error)
                     args = json.loads(call.arguments or "{}")
                     if not isinstance(args, dict):
                         raise ValueError("arguments are not a JSON object")
@@ -267,22 +282,33 @@ class UserStrategy(ABC):
         """The message the agent will see from one raw completion."""
         return content.strip()
 
-    async def _candidate(self, raw: list[dict[str, Any]]) -> tuple[str, str]:
+    async def _candidate(self, raw: list[dict[str, Any]]) -> tuple[ChatResponse, str]:
+        """One reply call: the response and the message it holds."""
         response = await self._call(self.messages, "reply")
         raw.append(_record("reply", response))
-        content = response.content or ""
-        return content, self.parse(content)
+        return response, self.parse(response.content or "")
 
     async def _next(self) -> UserTurn:
         raw: list[dict[str, Any]] = []
-        content, message = await self._candidate(raw)
-        return self._accept(content, message, raw)
+        source, message = await self._candidate(raw)
+        return self._accept(source.content or "", message, raw, source)
 
-    def _accept(self, content: str, message: str, raw: list[dict[str, Any]]) -> UserTurn:
+    def _accept(
+        self,
+        content: str,
+        message: str,
+        raw: list[dict[str, Any]],
+        source: ChatResponse | None = None,
+    ) -> UserTurn:
+        """The turn for ``message``; ``content`` enters the history, ``source`` is the call
+        that wrote the message."""
         self.messages.append({"role": "assistant", "content": content})
         text, stop = split_stop(message)
         calls, self._tool_log = self._tool_log, []
-        return UserTurn(text, stop, raw, calls)
+        turn = UserTurn(text, stop, raw, calls)
+        if source is not None:
+            turn.ending = source.ending()
+        return turn
 
     def transcript(self) -> str:
         lines = []
@@ -357,7 +383,7 @@ class ReactUser(UserStrategy):
                 if attempt == self.max_attempts - 1:
                     raise
                 continue
-            return self._accept(content, message, raw)
+            return self._accept(content, message, raw, response)
         raise AssertionError("unreachable")
 
 
@@ -380,12 +406,12 @@ class VerifyUser(UserStrategy):
     async def _next(self) -> UserTurn:
         raw: list[dict[str, Any]] = []
         for _ in range(self.max_attempts):
-            content, message = await self._candidate(raw)
+            source, message = await self._candidate(raw)
             if await self._verify(message, raw):
                 break
         else:
             raw.append({"purpose": "verify", "content": None, "note": "no candidate accepted"})
-        return self._accept(content, message, raw)
+        return self._accept(source.content or "", message, raw, source)
 
 
 class ReflectionUser(VerifyUser):
@@ -393,7 +419,8 @@ class ReflectionUser(VerifyUser):
 
     async def _next(self) -> UserTurn:
         raw: list[dict[str, Any]] = []
-        content, message = await self._candidate(raw)
+        source, message = await self._candidate(raw)
+        content = source.content or ""
         for _ in range(self.max_attempts - 1):
             if await self._verify(message, raw):
                 break
@@ -409,5 +436,5 @@ class ReflectionUser(VerifyUser):
                 message = parse_react_message(reflected)
             except UserSimulatorError:
                 continue
-            content = message
-        return self._accept(content, message, raw)
+            content, source = message, response
+        return self._accept(content, message, raw, source)

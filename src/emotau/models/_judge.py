@@ -129,6 +129,8 @@ async def ask_judge(
             return parse(response.content or "")
         except ValueError as exc:  # json.JSONDecodeError is one
             problem = " ".join(str(exc).split())
+            if response.blank:  # it ran out of tokens (other empty replies were retried)
+                problem = f"an empty reply ({response.describe_ending()}): {problem}"
             messages = [
                 {"role": "user", "content": prompt},
                 {"role": "assistant", "content": response.content or ""},

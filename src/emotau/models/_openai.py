@@ -5,7 +5,9 @@
 - Retries (``emotau.models._retry``: exponential backoff with full jitter, logged) on connection
   errors, timeouts, HTTP 408/409/429, 5xx and empty completions, within ``max_attempts`` per
   call and the episode's retry budget; then :class:`InfraError` (never scored, retried on
-  resume).
+  resume). An empty completion whose ``finish_reason`` is ``"length"`` is not retried: the
+  model spent its whole token budget on nothing and would do it again; it is returned, and the
+  episode makes it the model's failure.
 - Output normalisation: reasoning (``<think>`` blocks, ``reasoning_content``) is split off and
   never shown to the other party; tool calls written as text are recovered and flagged.
 - The API key comes from the environment variable *named* in ``api_key_env``; it is never
@@ -172,7 +174,16 @@ def resolve_api_key(role: str, config: ModelConfig) -> str:
 
 
 class _Empty(Exception):
-    pass
+    """A completion with nothing in it (retried); its text says how it ended."""
+
+
+#: the usage fields a completion's token counts are read from
+_TOKEN_KEYS = ("prompt_tokens", "completion_tokens")
+
+
+def _ending(what: str, finish: str | None, p: int, c: int, reported: bool) -> str:
+    response = ChatResponse(None, [], None, p, c, finish_reason=finish, usage_reported=reported)
+    return f"empty completion ({what}; {response.describe_ending()})"
 
 
 def _http_client_classes(openai: Any) -> list[Any]:
@@ -339,7 +350,7 @@ class OpenAIClient(ModelClient):
         import openai
 
         if isinstance(exc, _Empty):
-            return "empty completion"
+            return str(exc)
         if isinstance(exc, openai.APIConnectionError):
             return self.redact(describe_error(exc))
         if isinstance(exc, openai.APIStatusError) and (
@@ -391,13 +402,21 @@ class OpenAIClient(ModelClient):
         return response
 
     def _parse(self, raw: Any, request: ChatRequest) -> ChatResponse:
-        """A ChatResponse from the completion JSON (a dict)."""
+        """A ChatResponse from the completion JSON (a dict); :class:`_Empty` (retried) for no
+        choice, or no text and no tool call unless the model ran out of tokens."""
+        usage = raw.get("usage") if isinstance(raw, dict) else None
+        counts = [usage.get(k) if isinstance(usage, dict) else None for k in _TOKEN_KEYS]
+        reported = all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
+        p, c = (int(counts[0]), int(counts[1])) if reported else (0, 0)
         try:
-            msg = raw["choices"][0]["message"]
+            choice = raw["choices"][0]
+            msg = choice["message"]
         except (KeyError, IndexError, TypeError):
-            raise _Empty from None
+            raise _Empty(_ending("no choices", None, p, c, reported)) from None
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        finish = finish if isinstance(finish, str) else None
         if not isinstance(msg, dict):
-            raise _Empty
+            raise _Empty(_ending("no message", finish, p, c, reported))
         field = msg.get("reasoning_content") or msg.get("reasoning")
         content, reasoning = split_reasoning(msg.get("content"), field)
         calls = []
@@ -413,20 +432,33 @@ class OpenAIClient(ModelClient):
             found, rest = recover_tool_calls(content, names)
             if found:
                 calls = [
-                    ToolCall(f"recovered_{i}", c.name, c.arguments, recovered=c.style)
+                    ToolCall(
+                        f"recovered_{i}", c.name, c.arguments, recovered=c.style, error=c.error
+                    )
                     for i, c in enumerate(found)
                 ]
                 content = rest or None
-        if not calls and not (content or "").strip():
-            raise _Empty
-        usage = raw.get("usage") or {}
-        p = int(usage.get("prompt_tokens") or 0)
-        c = int(usage.get("completion_tokens") or 0)
         cost = None
         if self.config.price:
             cost = (p * self.config.price["input"] + c * self.config.price["output"]) / 1e6
         synthetic = raw.get("system_fingerprint") == SYNTHETIC_FINGERPRINT
-        return ChatResponse(content, calls, reasoning, p, c, 0.0, cost, synthetic=synthetic)
+        response = ChatResponse(
+            content,
+            calls,
+            reasoning,
+            p,
+            c,
+            cost_usd=cost,
+            synthetic=synthetic,
+            finish_reason=finish,
+            usage_reported=reported,
+        )
+        # Nothing written: a glitch of the server, worth retrying, unless the model spent its
+        # whole token budget on nothing, which the same request would do again (the caller's
+        # to judge: the agent's failure, or the user simulator's)
+        if response.blank and finish != "length":
+            raise _Empty(f"empty completion ({response.describe_ending()})")
+        return response
 
 
 def provider(

@@ -10,7 +10,10 @@ message content instead of the structured ``tool_calls`` field, and reasoning mo
   (the first style that yields a call wins; the others are not applied to the same text):
 
   1. ``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks
-     (Hermes/Qwen chat templates). Any name is accepted: the tags show intent.
+     (Hermes/Qwen chat templates). Any name is accepted: the tags show intent. A block that
+     cannot be read (cut or broken JSON, a tag never closed) is still a call: it comes back
+     with ``error`` set, so that the agent gets an error observation instead of its broken
+     call text reaching the customer.
   2. ``json``: the whole content (optionally in a ```` ``` ```` / ```` ```json ```` fence) is one
      call object, a list of them, or an OpenAI-shaped ``{"type": "function", "function": ...}``.
      Only names in ``tool_names`` are accepted.
@@ -45,6 +48,9 @@ class TextToolCall:
     arguments: str
     #: which text format it was written in: ``"hermes"``, ``"json"`` or ``"python"``
     style: str
+    #: set for a ``<tool_call>`` block that could not be read: why. ``name`` is then what
+    #: could be read of it (``"<unparsed>"`` if nothing) and ``arguments`` the block's text
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,6 +375,34 @@ def _hermes_body(body: str) -> tuple[list[tuple[str, str]], int] | None:
     return found, used
 
 
+_NAME_IN_BODY = re.compile(r"""["']name["']\s*:\s*["']([\w.-]{1,200})["']""")
+_SNIPPET_CHARS = 200
+
+
+def _broken_hermes(body: str, closed: bool) -> TextToolCall:
+    """The call for a ``<tool_call>`` block that cannot be read, with why in ``error``."""
+    inner = _unfence(body.strip(), ("", "json"))
+    try:
+        json.loads(inner)
+        why = 'arguments must be a JSON object, as in {"name": "<tool>", "arguments": {...}}'
+    except ValueError as exc:
+        where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        why = f"arguments are not valid JSON ({reason}{where})"
+    except RecursionError:
+        why = "arguments are not valid JSON (nested too deeply)"
+    if not closed:
+        why += "; the <tool_call> tag was never closed"
+    snippet = inner if len(inner) <= _SNIPPET_CHARS else inner[:_SNIPPET_CHARS] + "..."
+    found = _NAME_IN_BODY.search(inner)
+    return TextToolCall(
+        found[1] if found else "<unparsed>",
+        inner,
+        "hermes",
+        f"the <tool_call> text could not be read: {why}: {snippet}",
+    )
+
+
 def _recover_hermes(text: str) -> tuple[list[TextToolCall], str] | None:
     tags = list(_TOOL_CALL_TAG.finditer(text))
     if not any(not t.group(1) for t in tags):
@@ -382,12 +416,15 @@ def _recover_hermes(text: str) -> tuple[list[TextToolCall], str] | None:
         nxt = tags[i + 1] if i + 1 < len(tags) else None
         body_end = nxt.start() if nxt else len(text)
         closed = nxt is not None and bool(nxt.group(1))
-        parsed = _hermes_body(text[tag.end() : body_end])
-        if parsed is None:
+        body = text[tag.end() : body_end]
+        parsed = _hermes_body(body)
+        pieces.append(text[pos : tag.start()])
+        if parsed is None:  # unreadable: a call all the same, whose result is its error
+            recovered.append(_broken_hermes(body, closed))
+            pos = nxt.end() if closed and nxt is not None else body_end
             continue
         calls, used = parsed
         recovered.extend(TextToolCall(name, args, "hermes") for name, args in calls)
-        pieces.append(text[pos : tag.start()])
         # a closed block goes whole; after an unterminated one, text past the call stays
         pos = nxt.end() if closed and nxt is not None else tag.end() + used
     if not recovered:
@@ -430,8 +467,9 @@ def recover_tool_calls(
     Formats are tried in order (hermes ``<tool_call>`` tags, a bare JSON call object/list,
     python-style calls) and the first that yields a call wins. Hermes calls are recovered
     whatever their name; JSON and python calls only when their name is in ``tool_names``.
-    A block that cannot be parsed is left in the text. The remaining text is the content with
-    the recovered call text (and a fence left empty by it) removed, stripped.
+    A ``<tool_call>`` block that cannot be read comes back as a call with ``error`` set (an
+    unclosed one takes the text up to the next tag, or to the end). The remaining text is the
+    content with the recovered call text (and a fence left empty by it) removed, stripped.
 
     Never raises: on any problem it returns ``([], content or "")``.
     """

@@ -11,10 +11,16 @@
   ``scripted-agent-notools`` (never calls a tool under ``tool_choice=auto``),
   ``scripted-agent-nevertools`` (never calls a tool, not even under ``tool_choice=required``:
   a server that ignores ``required``),
-  ``scripted-agent-think`` (a ``<think>`` block in every reply).
+  ``scripted-agent-think`` (a ``<think>`` block in every reply),
+  ``scripted-agent-badtextcalls`` (like textcalls, but its first call is cut off mid-JSON, the
+  tag never closed, ``finish_reason`` ``"length"``), ``scripted-agent-blank`` (only whitespace,
+  ``finish_reason`` ``"length"``, every time: a model that spends its budget on nothing).
 - Faults, each a probability per request: HTTP 500, HTTP 429, a hang (``--hang-seconds``,
-  default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply;
-  plus latency (fixed, uniform or exponential); HTTP 500 on requests with tools only
+  default 300 s: longer than the client's timeout), malformed tool-call JSON, an empty reply
+  (``finish_reason`` ``"stop"``), a whitespace reply that used up ``max_tokens``
+  (``finish_reason`` ``"length"``); plus latency (fixed, uniform or exponential).
+- Replies say how they ended, as vLLM's do: ``finish_reason`` and ``usage`` token counts.
+- Also HTTP 500 on requests with tools only
   (``--tools-error-rate``); empty replies above a temperature (``--empty-above-temperature``;
   a request without one counts as 1.0, the OpenAI default).
 - Refusals like vLLM's: HTTP 400 to tools under ``tool_choice=auto`` (``--reject-tools``) or
@@ -61,7 +67,11 @@ AGENT_MODELS = {
     "scripted-agent-notools": "notools",
     "scripted-agent-nevertools": "nevertools",
     "scripted-agent-think": "think",
+    "scripted-agent-badtextcalls": "badtextcalls",
+    "scripted-agent-blank": "blank",
 }
+#: what a whitespace reply that used up its budget holds, and its length when no max_tokens
+_BLANK, _BLANK_TOKENS = " \n\n  \n", 64
 USER_MODELS = {"scripted-user": "user"}
 #: the stand-in judge (accepts every claim, labels emotions with the lexicon; see
 #: ``emotau.models.scripted.ScriptedJudge``)
@@ -79,6 +89,7 @@ class Faults:
     hang_seconds: float = 300.0
     malformed_rate: float = 0.0  # tool-call arguments cut mid-JSON
     empty_rate: float = 0.0  # no content, no tool calls
+    empty_length_rate: float = 0.0  # whitespace only, finish_reason "length"
     reject_tools: bool = False  # HTTP 400 for requests with tools, like vLLM without a parser
     reject_required: bool = False  # HTTP 400 for tool_choice="required", like vLLM 0.32
     tools_error_rate: float = 0.0  # HTTP 500 for requests with tools (a crashing tool parser)
@@ -92,6 +103,7 @@ class Faults:
             self.timeout_rate,
             self.malformed_rate,
             self.empty_rate,
+            self.empty_length_rate,
         ]
         if not all(math.isfinite(r) and 0 <= r <= 1 for r in rates) or sum(rates) > 1:
             raise ValueError("fault rates must be in [0, 1] and add up to at most 1")
@@ -202,6 +214,7 @@ class MockBackend:
             ("timeout", f.timeout_rate),
             ("malformed", f.malformed_rate),
             ("empty", f.empty_rate),
+            ("empty_length", f.empty_length_rate),
         ):
             if u < rate:
                 return name
@@ -235,8 +248,15 @@ class MockBackend:
             return r
         if (behaviour == "notools" and choice != "required") or behaviour == "nevertools":
             return ChatResponse("I have taken care of that for you. Anything else?")
+        if behaviour == "blank":
+            return _blank(body, req)
         r = await agent.complete(req)
-        if behaviour == "textcalls" and r.tool_calls:
+        if behaviour == "badtextcalls" and r.tool_calls and not _told_unreadable(req.messages):
+            c = r.tool_calls[0]  # cut off mid-JSON, the tag never closed: out of tokens
+            call = json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
+            text = "<tool_call>\n" + call[: len(call) // 2]
+            return ChatResponse(text, [], None, r.prompt_tokens, 16, finish_reason="length")
+        if behaviour in ("textcalls", "badtextcalls") and r.tool_calls:
             text = "\n".join(
                 "<tool_call>"
                 + json.dumps({"name": c.name, "arguments": json.loads(c.arguments or "{}")})
@@ -249,8 +269,26 @@ class MockBackend:
         return r
 
 
+def _blank(body: dict[str, Any], req: ChatRequest) -> ChatResponse:
+    """Whitespace that used up the request's whole token budget (``finish_reason`` length)."""
+    budget = body.get("max_tokens")
+    n = budget if isinstance(budget, int) and budget > 0 else _BLANK_TOKENS
+    prompt = sum(len(str(m.get("content") or "")) for m in req.messages) // 4
+    return ChatResponse(_BLANK, [], None, prompt, n, finish_reason="length")
+
+
+def _told_unreadable(messages: list[dict[str, Any]]) -> bool:
+    """Whether the agent was already told that a ``<tool_call>`` text of its was unreadable."""
+    return any(
+        m.get("role") == "tool" and "could not be read" in str(m.get("content") or "")
+        for m in messages
+    )
+
+
 def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     """A generic answer to a request that is not part of an episode (doctor's probes)."""
+    if behaviour == "blank":
+        return _blank({}, req)
     tools = [t for t in (req.tools or []) if t["function"]["name"] != RESPOND]
     refuses = (behaviour == "notools" and req.tool_choice != "required") or (
         behaviour == "nevertools"
@@ -263,7 +301,7 @@ def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     fn = tools[0]["function"]
     props = fn.get("parameters", {}).get("properties", {})
     args = {k: ("A1B2C3" if v.get("type") == "string" else 1) for k, v in props.items()}
-    if behaviour == "textcalls":
+    if behaviour in ("textcalls", "badtextcalls"):
         call = json.dumps({"name": fn["name"], "arguments": args})
         return ChatResponse(f"<tool_call>{call}</tool_call>", prompt_tokens=20, completion_tokens=9)
     content = "<think>I need the tool.</think>" if behaviour == "think" else None
@@ -288,7 +326,7 @@ def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if r.tool_calls else "stop",
+                "finish_reason": r.finish_reason or ("tool_calls" if r.tool_calls else "stop"),
             }
         ],
         "usage": {
@@ -424,6 +462,8 @@ def make_app(backend: MockBackend) -> Any:
                 r.tool_calls[0] = ToolCall(c.id, c.name, cut)
             elif fault == "empty" or _too_hot(body, backend.faults.empty_above_temperature):
                 r = ChatResponse(None if body.get("tools") else "", [])
+            elif fault == "empty_length":
+                r = _blank(body, ChatRequest(body.get("messages") or []))
             if prompt_tokens is not None:
                 r.prompt_tokens = prompt_tokens
             return web.json_response(_completion_json(model, r))

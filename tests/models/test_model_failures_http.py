@@ -1,0 +1,213 @@
+"""A model's own failures over real HTTP, against the mock server: an empty reply, a broken
+``<tool_call>`` written as text, and what each call's end leaves in the record."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emotau.core._chat import ChatRequest
+from emotau.core._errors import InfraError
+from emotau.models._config import ModelConfig, RetryConfig
+from emotau.models._openai import ClientSettings, OpenAIClient
+from helpers import all_lines, emotau_here, mock_server, mock_stats
+
+pytest.importorskip("aiohttp")
+
+
+def _config(tmp_path: Path, url: str, agent: str = "scripted-agent", attempts: int = 6) -> Path:
+    cfg = tmp_path / f"cfg-{agent}.toml"
+    cfg.write_text(
+        f'[agent]\nmodel = "{agent}"\nbase_url = "{url}"\ntimeout = 5\n'
+        f'[user]\nmodel = "scripted-user"\nbase_url = "{url}"\ntimeout = 5\n'
+        f"[retry]\nbase_delay = 0.01\nmax_delay = 0.02\nmax_attempts = {attempts}\n"
+    )
+    return cfg
+
+
+def _run(tmp_path: Path, cfg: Path, name: str, tasks: str = "1") -> list[dict[str, Any]]:
+    r = emotau_here(
+        "run",
+        "--task-ids",
+        tasks,
+        "--num-trials",
+        "1",
+        "--variants",
+        "control",
+        "--quiet",
+        "--no-preflight",  # every chat request the server counts is then an episode's
+        "--out",
+        str(tmp_path),
+        "--experiment-name",
+        name,
+        "--config",
+        str(cfg),
+    )
+    assert r.returncode == 0, r.stderr
+    return all_lines(tmp_path / name)
+
+
+def _resume(tmp_path: Path, name: str) -> list[dict[str, Any]]:
+    r = emotau_here("resume", str(tmp_path / name), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return all_lines(tmp_path / name)
+
+
+def _complete(url: str, model: str, attempts: int = 3, tools: bool = False) -> Any:
+    retry = RetryConfig(base_delay=0.01, max_delay=0.02, max_attempts=attempts)
+    client = OpenAIClient(
+        "agent", ModelConfig(model=model, base_url=url, timeout=5), ClientSettings(retry=retry)
+    )
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+    async def go() -> Any:
+        try:
+            return await client.complete(
+                ChatRequest([{"role": "user", "content": "hi"}], tools=[tool] if tools else None)
+            )
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+# ------------------------------------------------------------------------ empty replies
+def test_an_empty_reply_is_retried_unless_it_used_up_the_token_budget() -> None:
+    with mock_server("--empty-rate", "1.0") as url:  # finish_reason "stop": a server glitch
+        with pytest.raises(InfraError) as err:
+            _complete(url, "scripted-agent", attempts=3)
+        assert mock_stats(url)["requests"] == 3
+    assert "empty completion (finish_reason='stop', 0 prompt and 0 completion tokens)" in str(
+        err.value
+    )
+    assert "3 attempts failed" in str(err.value)
+    with mock_server() as url:  # whitespace, finish_reason "length": the same every time
+        r = _complete(url, "scripted-agent-blank", attempts=3, tools=True)
+        assert mock_stats(url)["requests"] == 1
+    assert r.blank and r.finish_reason == "length" and r.completion_tokens == 64
+    assert r.retries == 0
+
+
+def test_an_agent_that_only_writes_whitespace_fails_its_episode_once(tmp_path) -> None:
+    with mock_server() as url:
+        lines = _run(tmp_path, _config(tmp_path, url, "scripted-agent-blank"), "blank")
+        assert mock_stats(url)["requests"] == 2  # the customer's opening, the agent's blank
+        (rec,) = lines
+        assert rec["status"] == "completed" and rec["termination"] == "agent_empty_reply"
+        assert rec["scored"] and rec["reward"] == 0.0 and not rec["success"]
+        assert rec["usage"]["retries"] == 0 and rec["usage"]["agent"]["calls"] == 1
+        assert "finish_reason='length'" in rec["error"]
+        assert "64 completion tokens" in rec["error"]
+        assert _resume(tmp_path, "blank") == lines  # scored: resume does not run it again
+        assert mock_stats(url)["requests"] == 2
+
+
+def test_a_customer_that_only_writes_whitespace_is_a_simulator_error(tmp_path) -> None:
+    with mock_server("--empty-length-rate", "1.0") as url:
+        lines = _run(tmp_path, _config(tmp_path, url), "blank-user")
+        assert mock_stats(url)["requests"] == 1  # not retried
+        (rec,) = lines
+        assert rec["status"] == "completed" and rec["termination"] == "user_simulator_error"
+        assert not rec["scored"] and rec["usage"]["retries"] == 0
+        assert (
+            "the user model's reply call got an empty reply (finish_reason='length'" in rec["error"]
+        )
+        assert _resume(tmp_path, "blank-user") == lines
+        assert mock_stats(url)["requests"] == 1
+
+
+def test_an_empty_reply_that_is_a_glitch_stays_an_infrastructure_error(tmp_path) -> None:
+    with mock_server("--empty-rate", "1.0") as url:
+        (rec,) = _run(tmp_path, _config(tmp_path, url, attempts=3), "glitch")
+        assert mock_stats(url)["requests"] == 3  # the customer's opening, asked three times
+        assert rec["status"] == "infra_error" and not rec["scored"]
+        assert rec["usage"]["retries"] == 2
+        assert "finish_reason='stop', 0 prompt and 0 completion tokens" in rec["error"]
+        _resume(tmp_path, "glitch")  # not finished: resume runs it again
+        assert mock_stats(url)["requests"] == 6
+
+
+# ------------------------------------------------------------- a broken <tool_call> text
+def test_a_broken_text_tool_call_gets_an_error_observation_not_the_customer(tmp_path) -> None:
+    with mock_server("--skill", "1.0") as url:
+        cfg = _config(tmp_path, url, "scripted-agent-badtextcalls")
+        lines = _run(tmp_path, cfg, "badtext", tasks="0,1,2")
+    assert len(lines) == 3
+    for rec in lines:
+        calls = [(t, c) for t in rec["turns"] for c in t.get("tool_calls") or ()]
+        turn, broken = calls[0]  # its first call was cut off mid-JSON, the tag never closed
+        assert broken["error"] and broken["recovered"] == "hermes" and broken["arguments"] is None
+        assert broken["raw_arguments"].startswith('{"name": ')
+        assert "arguments are not valid JSON" in broken["result"]
+        assert "the <tool_call> tag was never closed" in broken["result"]
+        assert turn["finish_reason"] == "length"
+        assert all(c["recovered"] == "hermes" and not c["error"] for _, c in calls[1:])
+        assert calls[1][1]["name"] == broken["name"]  # tried again, as it was told
+        # the agent was told; the customer never saw the call text
+        told = [m for m in rec["agent"]["messages"] if m["role"] == "tool"]
+        assert told[0]["content"] == broken["result"]
+        assert "<tool_call>" not in json.dumps(rec["user"]["messages"])
+        assert all(
+            "<tool_call>" not in (t["content"] or "") for t in rec["turns"] if t["role"] == "user"
+        )
+        assert rec["success"], rec["reward_breakdown"]
+
+
+# --------------------------------------------------------------- each call's end, recorded
+def test_turns_record_finish_reason_and_tokens_from_the_server(tmp_path) -> None:
+    with mock_server("--skill", "1.0") as url:
+        lines = _run(tmp_path, _config(tmp_path, url), "ends", tasks="0,1")
+    turns = [t for rec in lines for t in rec["turns"]]
+    agent = [t for t in turns if t["role"] == "agent"]
+    user = [t for t in turns if t["role"] == "user"]
+    assert {t["finish_reason"] for t in agent} == {"stop", "tool_calls"}
+    assert {t["finish_reason"] for t in user} == {"stop"}
+    for t in turns:
+        assert t["prompt_tokens"] > 0 and t["completion_tokens"] > 0
+    for t in agent:
+        assert t["tokens"] == [t["prompt_tokens"], t["completion_tokens"]]
+    for rec in lines:  # the per-turn counts add up to the episode's usage
+        for role in ("agent", "user"):
+            mine = [t for t in rec["turns"] if t["role"] == role]
+            used = rec["usage"][role]
+            assert sum(t["prompt_tokens"] for t in mine) == used["prompt_tokens"]
+
+
+class _Bare(http.server.BaseHTTPRequestHandler):
+    """A chat completion with no finish_reason and no usage, as some servers answer."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps(
+            {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_what_the_server_did_not_say_is_recorded_as_none() -> None:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Bare)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        r = _complete(f"http://127.0.0.1:{srv.server_address[1]}/v1", "m")
+    finally:
+        srv.shutdown()
+    assert r.content == "hello" and not r.usage_reported
+    assert r.ending() == {"finish_reason": None, "prompt_tokens": None, "completion_tokens": None}
