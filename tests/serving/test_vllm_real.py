@@ -225,16 +225,55 @@ def test_a_run_and_its_resume(server, tmp_path) -> None:
     assert len(recs) == 4 and len({(x["task_id"], x["variant"]) for x in recs}) == 4
     assert all(x["status"] == "completed" and x["scored"] for x in recs), [x["error"] for x in recs]
     assert not any(x["synthetic"] for x in recs)  # a real server, not emotau's stand-ins
+    broken = 0
     for x in recs:
         agent_turns = [t for t in x["turns"] if t["role"] == "agent"]
         assert agent_turns and all(t.get("tool_calls") for t in agent_turns)  # required
+        for t in x["turns"]:  # each call's end and token counts, as vLLM gave them
+            assert t["finish_reason"] in ("stop", "length", "tool_calls"), t
+            assert isinstance(t["prompt_tokens"], int) and isinstance(t["completion_tokens"], int)
+        for t in agent_turns:
+            assert "<tool_call>" not in (t.get("content") or "")  # never shown to the customer
+            broken += sum("could not be read" in str(c.get("result")) for c in t["tool_calls"])
+    # with 64 tokens a reply, vLLM cuts some calls mid-JSON: each became an error observation
+    assert broken > 0
+    STATS["broken_text_calls_seen"] = broken
+
+
+def test_a_blank_agent_is_its_own_failure_not_the_servers(server, tmp_path) -> None:
+    """At temperature 0 the random model emits whitespace until max_tokens: finish_reason
+    "length", the model's failure: scored, agent_empty_reply, not retried, not rerun."""
+    cfg = _config(tmp_path, server["url"], "blank", temperature=0.0)
+    text = cfg.read_text().replace('tool_choice = "required"', 'tool_choice = "auto"')
+    cfg.write_text(text.replace("max_tokens = 64", "max_tokens = 16"))
+    base = ["--config", str(cfg), "--tasks", "1", "--num-trials", "1", "--variants", "control",
+            "--out", str(tmp_path), "--experiment-name", "blank", "--quiet"]  # fmt: skip
+    r = emotau("run", *base)
+    assert r.returncode == 0, r.stderr
+    (rec,) = all_lines(tmp_path / "blank")
+    assert rec["status"] == "completed" and rec["scored"] and rec["reward"] == 0.0
+    assert rec["termination"] == "agent_empty_reply", rec["error"]
+    assert "finish_reason" in rec["error"] and rec["usage"]["agent"].get("retries", 0) == 0
+    r = emotau("resume", str(tmp_path / "blank"), "--quiet")
+    assert r.returncode == 0 and all_lines(tmp_path / "blank") == [rec]  # not run again
+
+
+def test_a_context_too_small_is_refused_before_the_run(server, tmp_path) -> None:
+    """The hotel agent's first request is about 9k tokens here; the server holds 4096."""
+    cfg = _config(tmp_path, server["url"], "hotel")
+    cfg.write_text(cfg.read_text().replace('domain = "toydomain:ToyDomain"', 'domain = "hotel"'))
+    r = emotau("run", "--config", str(cfg), "--tasks", "1", "--out", str(tmp_path / "runs"))
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip()
+    assert "\n" not in line and f"max_model_len {MAX_MODEL_LEN}" in line, line
+    assert not (tmp_path / "runs").exists()
 
 
 def test_eight_episodes_at_once(server, tmp_path) -> None:
     cfg = _config(tmp_path, server["url"], "eight")
     t0 = time.monotonic()
     r = emotau(
-        "run", "--config", str(cfg), "--tasks", "4", "--num-trials", "1", "--variants",
+        "run", "--config", str(cfg), "--tasks", "2", "--num-trials", "2", "--variants",
         "control,frustration", "--max-concurrency", "8", "--out", str(tmp_path),
         "--experiment-name", "eight", "--quiet",
     )  # fmt: skip
