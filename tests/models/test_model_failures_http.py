@@ -179,6 +179,24 @@ def test_turns_record_finish_reason_and_tokens_from_the_server(tmp_path) -> None
             assert sum(t["prompt_tokens"] for t in mine) == used["prompt_tokens"]
 
 
+def test_token_ids_are_kept_only_for_a_role_that_asks(tmp_path) -> None:
+    """``return_token_ids`` in the agent's extra_body: vLLM's prompt and reply ids land in the
+    agent's turns (for activation capture); the customer, who did not ask, keeps none."""
+    with mock_server("--skill", "1.0") as url:
+        cfg = _config(tmp_path, url)
+        cfg.write_text(cfg.read_text().replace(
+            "[user]", "extra_body = {return_token_ids = true}\n[user]", 1
+        ))  # fmt: skip
+        lines = _run(tmp_path, cfg, "ids", tasks="0")
+    (rec,) = lines
+    agent = [t for t in rec["turns"] if t["role"] == "agent"]
+    assert agent and all(len(t["token_ids"]) == t["completion_tokens"] > 0 for t in agent)
+    assert all(len(t["prompt_token_ids"]) == t["prompt_tokens"] > 0 for t in agent)
+    assert all(isinstance(i, int) for t in agent for i in t["token_ids"])
+    user = [t for t in rec["turns"] if t["role"] == "user"]
+    assert user and not any("token_ids" in t or "prompt_token_ids" in t for t in user)
+
+
 class _Bare(http.server.BaseHTTPRequestHandler):
     """A chat completion with no finish_reason and no usage, as some servers answer."""
 

@@ -196,6 +196,22 @@ def test_return_token_ids(server) -> None:
     assert len(r["choices"][0]["token_ids"]) == r["usage"]["completion_tokens"]
 
 
+def test_token_ids_are_recorded_when_the_role_asks(server, tmp_path) -> None:
+    cfg = _config(tmp_path, server["url"], "ids")
+    cfg.write_text(cfg.read_text() + "\n[agent.extra_body]\nreturn_token_ids = true\n")
+    r = emotau(
+        "run", "--config", str(cfg), "--tasks", "1", "--num-trials", "1", "--variants",
+        "control", "--out", str(tmp_path), "--experiment-name", "ids", "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (rec,) = all_lines(tmp_path / "ids")
+    agent = [t for t in rec["turns"] if t["role"] == "agent"]
+    assert agent and all(len(t["token_ids"]) == t["completion_tokens"] for t in agent)
+    assert all(len(t["prompt_token_ids"]) == t["prompt_tokens"] for t in agent)
+    customer = [t for t in rec["turns"] if t["role"] == "user"]
+    assert customer and not any("token_ids" in t for t in customer)  # the user did not ask
+
+
 # ------------------------------------------------------------------ doctor
 def test_doctor_on_a_model_that_calls_tools_only_when_forced(server) -> None:
     r = emotau(

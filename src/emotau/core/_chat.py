@@ -62,6 +62,10 @@ class ChatResponse:
     finish_reason: str | None = None
     #: False when the server gave no token counts (the two counts above are then 0)
     usage_reported: bool = True
+    #: the token ids of the prompt and of the reply, when the server returned them (vLLM does
+    #: for ``"return_token_ids": true`` in the role's ``extra_body``); None otherwise
+    prompt_token_ids: list[int] | None = None
+    token_ids: list[int] | None = None
 
     @property
     def blank(self) -> bool:
@@ -70,13 +74,19 @@ class ChatResponse:
 
     def ending(self) -> dict[str, Any]:
         """How the call ended, as an episode's turns keep it: ``finish_reason``,
-        ``prompt_tokens`` and ``completion_tokens`` (None where the server did not say)."""
+        ``prompt_tokens`` and ``completion_tokens`` (None where the server did not say), and
+        ``token_ids`` and ``prompt_token_ids`` when the server returned them."""
         known = self.usage_reported
-        return {
+        out: dict[str, Any] = {
             "finish_reason": self.finish_reason,
             "prompt_tokens": self.prompt_tokens if known else None,
             "completion_tokens": self.completion_tokens if known else None,
         }
+        if self.token_ids is not None:  # only when asked for: a prompt is thousands of ids
+            out["token_ids"] = self.token_ids
+        if self.prompt_token_ids is not None:
+            out["prompt_token_ids"] = self.prompt_token_ids
+        return out
 
     def describe_ending(self) -> str:
         """The same for messages: ``finish_reason='length', 812 prompt and 64 completion

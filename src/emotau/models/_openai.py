@@ -452,6 +452,8 @@ class OpenAIClient(ModelClient):
             synthetic=synthetic,
             finish_reason=finish,
             usage_reported=reported,
+            prompt_token_ids=_token_ids(raw.get("prompt_token_ids")),
+            token_ids=_token_ids(choice.get("token_ids") if isinstance(choice, dict) else None),
         )
         # Nothing written: a glitch of the server, worth retrying, unless the model spent its
         # whole token budget on nothing, which the same request would do again (the caller's
@@ -466,3 +468,12 @@ def provider(
 ) -> ModelClient:
     """The ``openai`` model provider: any OpenAI-compatible endpoint."""
     return OpenAIClient(role, config, settings)
+
+
+def _token_ids(value: Any) -> list[int] | None:
+    """A list of token ids as vLLM returns them (``return_token_ids``), else None."""
+    if isinstance(value, list) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    ):
+        return value
+    return None

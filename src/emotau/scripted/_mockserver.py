@@ -309,14 +309,16 @@ def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     return ChatResponse(content, [call], prompt_tokens=20, completion_tokens=9)
 
 
-def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
+def _completion_json(model: str, r: ChatResponse, token_ids: bool = False) -> dict[str, Any]:
+    """The completion as vLLM writes it; ``token_ids`` (the request's ``return_token_ids``):
+    made-up ids, one per counted token, at the top (prompt) and in the choice (reply)."""
     message: dict[str, Any] = {"role": "assistant", "content": r.content}
     if r.tool_calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in r.tool_calls
         ]
-    return {
+    out: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -335,6 +337,10 @@ def _completion_json(model: str, r: ChatResponse) -> dict[str, Any]:
             "total_tokens": r.prompt_tokens + r.completion_tokens,
         },
     }
+    if token_ids:
+        out["prompt_token_ids"] = [7 + i % 1000 for i in range(r.prompt_tokens)]
+        out["choices"][0]["token_ids"] = [11 + i % 1000 for i in range(r.completion_tokens)]
+    return out
 
 
 def _estimate_tokens(body: dict[str, Any]) -> int:
@@ -466,7 +472,8 @@ def make_app(backend: MockBackend) -> Any:
                 r = _blank(body, ChatRequest(body.get("messages") or []))
             if prompt_tokens is not None:
                 r.prompt_tokens = prompt_tokens
-            return web.json_response(_completion_json(model, r))
+            ids = body.get("return_token_ids") is True
+            return web.json_response(_completion_json(model, r, token_ids=ids))
         finally:
             stats.in_flight -= 1
             stats.handler_seconds += time.perf_counter() - started
