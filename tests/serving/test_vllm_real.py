@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from helpers import all_lines, env
+from helpers import TESTS, all_lines, env
 
 pytestmark = pytest.mark.vllm
 
@@ -210,6 +210,23 @@ def test_token_ids_are_recorded_when_the_role_asks(server, tmp_path) -> None:
     assert all(len(t["prompt_token_ids"]) == t["prompt_tokens"] for t in agent)
     customer = [t for t in rec["turns"] if t["role"] == "user"]
     assert customer and not any("token_ids" in t for t in customer)  # the user did not ask
+
+
+def test_the_tiny_model_builds_the_same_twice(server, tmp_path) -> None:
+    """emotau.scripted.tinymodel with the tier's torch: same arguments, same bytes."""
+    python = str(server["root"] / "bin" / "python")
+    builder = str(TESTS.parent / "src" / "emotau" / "scripted" / "tinymodel.py")
+    for name in ("a", "b"):
+        r = subprocess.run([python, builder, str(tmp_path / name)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    for f in ("model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    info = json.loads((tmp_path / "a" / "config.json").read_text())["emotau_tiny_model"]
+    served = json.loads((server["root"] / "tiny-model" / "config.json").read_text())
+    assert info == served["emotau_tiny_model"]  # the served model is this one
+    r = subprocess.run([python, builder, str(tmp_path / "c"), "--seed", "1"], capture_output=True)
+    other = json.loads((tmp_path / "c" / "config.json").read_text())["emotau_tiny_model"]
+    assert other["weights_sha256"] != info["weights_sha256"]
 
 
 # ------------------------------------------------------------------ doctor
