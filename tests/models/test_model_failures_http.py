@@ -229,3 +229,19 @@ def test_what_the_server_did_not_say_is_recorded_as_none() -> None:
         srv.shutdown()
     assert r.content == "hello" and not r.usage_reported
     assert r.ending() == {"finish_reason": None, "prompt_tokens": None, "completion_tokens": None}
+
+
+def test_a_malformed_native_call_stays_the_agents_mistake(tmp_path) -> None:
+    """Every native call cut mid-JSON: the agent gets error observations and the episode ends
+    as its failure. The history carries such calls with {} as arguments, since vLLM (and the
+    mock, which plays it) refuses a request whose history holds arguments that are not JSON:
+    that would make the agent's mistake an infrastructure error on every resume."""
+    with mock_server("--skill", "1.0", "--malformed-rate", "1.0") as url:
+        lines = _run(tmp_path, _config(tmp_path, url), "cut", tasks="0")
+        stats = mock_stats(url)
+    (rec,) = lines
+    assert rec["status"] == "completed" and rec["scored"], rec["error"]
+    assert rec["termination"] == "agent_error" and rec["reward"] == 0.0
+    calls = [c for t in rec["turns"] if t["role"] == "agent" for c in t.get("tool_calls") or ()]
+    assert calls and all("not valid JSON" in str(c["result"]) for c in calls)
+    assert stats["faults"]["malformed"] >= len(calls)  # (and the preflight's probe)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,9 +101,11 @@ class ChatResponse:
 
     def message(self) -> dict[str, Any]:
         """The assistant message to append to an OpenAI-style history. A call that could not
-        be read (``error`` set) goes in with ``{}`` as its arguments: servers such as vLLM
-        parse the arguments of every call in the history and refuse a request whose arguments
-        are not JSON."""
+        be read (``error`` set, or arguments that are not a JSON object: a malformed native
+        call) goes in with ``{}`` as its arguments: servers such as vLLM parse the arguments of
+        every call in the history and refuse a request whose arguments are not JSON, which
+        would turn the agent's own mistake into a server error on every later request. The
+        record keeps what the model wrote."""
         msg: dict[str, Any] = {"role": "assistant", "content": self.content}
         if self.tool_calls:
             msg["tool_calls"] = [
@@ -111,7 +114,7 @@ class ChatResponse:
                     "type": "function",
                     "function": {
                         "name": c.name,
-                        "arguments": c.arguments if c.error is None else "{}",
+                        "arguments": c.arguments if _readable(c) else "{}",
                     },
                 }
                 for c in self.tool_calls
@@ -131,3 +134,13 @@ class ModelClient(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+def _readable(call: ToolCall) -> bool:
+    """Whether a call's arguments can go back to a server as they are: a JSON object."""
+    if call.error is not None:
+        return False
+    try:
+        return isinstance(json.loads(call.arguments or ""), dict)
+    except ValueError:
+        return False

@@ -350,6 +350,23 @@ def _estimate_tokens(body: dict[str, Any]) -> int:
     return max(1, len(text) // 4)
 
 
+def _unreadable_history_call(body: dict[str, Any]) -> str | None:
+    """The first tool-call ``arguments`` in the request's history that is not a JSON object
+    (vLLM refuses such a request with HTTP 400), or None."""
+    for m in body.get("messages") or []:
+        for c in (m.get("tool_calls") or []) if isinstance(m, dict) else []:
+            args = (c.get("function") or {}).get("arguments") if isinstance(c, dict) else None
+            if isinstance(args, dict):
+                continue
+            try:
+                ok = isinstance(json.loads(args), dict) if isinstance(args, str) else False
+            except ValueError:
+                ok = False
+            if not ok:
+                return repr(args)[:80]
+    return None
+
+
 def _too_hot(body: dict[str, Any], above: float | None) -> bool:
     """Whether ``--empty-above-temperature`` empties this reply (no temperature: 1.0)."""
     if above is None:
@@ -429,6 +446,9 @@ def make_app(backend: MockBackend) -> Any:
                 and body.get("tool_choice") == "required"
             ):
                 return _error(400, '"required" tool choice requires --tool-call-parser to be set')
+            broken = _unreadable_history_call(body)
+            if broken is not None:  # vLLM parses every call's arguments in the history
+                return _error(400, f"tool call arguments in the messages are not JSON: {broken}")
             limit = backend.faults.max_model_len
             prompt_tokens = _estimate_tokens(body) if limit is not None else None
             if limit is not None and prompt_tokens is not None:
