@@ -104,6 +104,7 @@ FAILURES = [
     (record(hotel(db=False), "max_steps"), "step_limit", None),
     (record(hotel(db=False), "user_gave_up"), "user_gave_up", None),
     (record(hotel(db=False), "agent_error"), "agent_tool_errors", None),
+    (record(hotel(), "agent_empty_reply"), "empty_reply", None),  # checks pass, still a failure
     (record(hotel()), "other", None),
     # tau-bench
     (record(taubench(actions=False)), "wrong_state", None),

@@ -166,6 +166,7 @@ def message_behaviours(text: str) -> tuple[bool, bool, bool]:
 FAILURE_CATEGORIES: tuple[str, ...] = (
     "step_limit",
     "agent_tool_errors",
+    "empty_reply",  # the agent spent its token budget on nothing (agent_empty_reply)
     Termination.USER_GAVE_UP.value,  # the category is named after the termination
     "transfer",
     "wrong_state",
@@ -178,6 +179,7 @@ FAILURE_REASONS: tuple[str, ...] = (*FAILURE_CATEGORIES[:-1], "false_goal_met", 
 _TERMINATION_REASONS = {
     Termination.MAX_STEPS: "step_limit",
     Termination.AGENT_ERROR: "agent_tool_errors",
+    Termination.AGENT_EMPTY_REPLY: "empty_reply",
     Termination.USER_GAVE_UP: Termination.USER_GAVE_UP.value,
 }
 _TRANSFER_TERMINATIONS = frozenset({Termination.TRANSFER_TO_HUMAN, Termination.USER_TRANSFERRED})
@@ -199,7 +201,8 @@ class Failure:
 def classify_failure(record: Mapping[str, Any]) -> Failure:
     """Classify one episode record (full or light); unknown breakdown shapes give ``other``.
 
-    Termination reasons (``max_steps``, ``agent_error``, ``user_gave_up``) take precedence, then a
+    Termination reasons (``max_steps``, ``agent_error``, ``agent_empty_reply``, ``user_gave_up``)
+    take precedence, then a
     wrong transfer, then the breakdown's own checks; see :data:`FAILURE_CATEGORIES`.
     """
     if not record.get("scored") or record.get("success"):
