@@ -394,12 +394,21 @@ def test_compare_runs_with_different_trials(tmp_path, run_dir) -> None:
         assert row["drop_b_pp"] == pytest.approx(drop)
 
 
-def test_plan_refuses_a_changed_spec_like_run(tmp_path) -> None:
-    make_run(tmp_path, "planned", tasks=2, num_trials=1)
+def test_plan_beside_a_run_with_another_spec_plans_and_says_so(tmp_path) -> None:
+    """`--plan` writes nothing: a run already in the directory (make demo's) is no reason to
+    refuse; it plans, and names the differences `run` would refuse."""
+    run_dir = make_run(tmp_path, "planned", tasks=2, num_trials=1)
+    before = sorted(p.name for p in run_dir.rglob("*"))
     args = ["run", "--plan", "--out", str(tmp_path), "--experiment-name", "planned"]
     args += ["--tasks", "2", "--num-trials", "2", "--variants", "control,anger,confusion"]
     r = emotau_here(*args)
-    assert r.returncode == 2 and "was started with a different spec" in r.stderr
-    assert emotau_here(*args, "--new-run").returncode == 0
+    assert r.returncode == 0, r.stderr
+    assert "plan: domain hotel, 2 tasks x 3 arms x 2 trials = 12 episodes" in r.stdout
+    note = r.stderr.strip()
+    assert note.startswith(f"note: {str(run_dir)!r} holds a run with another spec (")
+    assert "num_trials" in note and "would refuse it; add --new-run" in note
+    assert sorted(p.name for p in run_dir.rglob("*")) == before  # nothing written
+    r = emotau_here(*args, "--new-run")
+    assert r.returncode == 0 and "note:" not in r.stderr
     r = emotau_here("run", "--plan", "--out", str(tmp_path), "--variants", "anger,confusion")
     assert r.returncode == 0 and "from the reference arm" in r.stdout

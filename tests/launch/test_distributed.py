@@ -356,3 +356,18 @@ def test_status_counts_writes_of_overlapping_files() -> None:
     assert rows["0/2"].state == "running" and rows["0/2"].last_write == now - 5
     assert rows["1/2"].state == "running"  # not a false "stalled": 1/4 and 3/4 are writing
     assert rows["0/4"].done == 3 and rows["2/4"].done == 0
+
+
+def test_submit_serve_agent_asks_no_api_key_and_no_scripted_model(tmp_path, monkeypatch) -> None:
+    """Each job serves the agent's model itself: no OPENAI_API_KEY is needed to plan it, and
+    the offline 'scripted' model, which vLLM cannot serve, is refused in one line."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    base = ["submit", "slurm", "--tasks", "4", "--array", "2", "--serve-agent", "--dry-run",
+            "--out", str(tmp_path)]  # fmt: skip
+    r = emotau_here(*base, "--experiment-name", "a")
+    assert r.returncode == 2
+    assert "--serve-agent starts vLLM for the agent's model in each job" in r.stderr
+    assert "give --model a model vLLM can serve" in r.stderr
+    r = emotau_here(*base, "--experiment-name", "b", "--model", "Qwen/Qwen3-8B")
+    assert r.returncode == 0, r.stderr
+    assert "OPENAI_API_KEY" not in r.stderr and "--serve-agent" in r.stdout

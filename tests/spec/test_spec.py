@@ -59,3 +59,16 @@ def test_hash_and_diff() -> None:
     assert spec_hash(a) == spec_hash(dict(reversed(list(a.items()))))  # key order irrelevant
     assert spec_hash(a) != spec_hash(b)
     assert diff_identity(a, b) == ["agent.temperature (0.0 -> 0.7)", "num_trials (3 -> 5)"]
+
+
+def test_diff_identity_says_what_changed_in_long_lists() -> None:
+    """Cut at 60 characters, two task lists look alike ("[0, 1, 2, ... -> [0, 1, 2, ..."):
+    the difference is named instead."""
+    a = {"task_ids": list(range(45)), "variants": ["control", "anger"]}
+    b = {"task_ids": list(range(40)), "variants": ["control", "anger"]}
+    assert diff_identity(a, b) == ["task_ids (45 -> 40 values; without 40, 41, 42, 43, 44)"]
+    c = {"task_ids": [*range(40), 99], "variants": ["control", "anger"]}
+    assert diff_identity(b, c) == ["task_ids (40 -> 41 values; with 99)"]
+    d = {"task_ids": list(reversed(range(40))), "variants": ["control", "anger"]}
+    assert diff_identity(b, d) == ["task_ids (40 -> 40 values; the same values in another order)"]
+    assert diff_identity({"x": [1, 2]}, {"x": [1, 3]}) == ["x ([1, 2] -> [1, 3])"]  # short: whole

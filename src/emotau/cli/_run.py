@@ -58,7 +58,6 @@ def _plan(spec: Any, new_run: bool) -> None:
     from rich.table import Table
 
     from emotau.analysis.stats import DEFAULT_ICC, mde_table
-    from emotau.core import SpecChangedError
     from emotau.results import RunStore
     from emotau.runner import prepare
     from emotau.spec import diff_identity
@@ -66,12 +65,16 @@ def _plan(spec: Any, new_run: bool) -> None:
     exp = prepare(spec)
     old = RunStore(spec.run_dir).read_frozen() if spec.run_dir.is_dir() else None
     if old is not None and old["hash"] != exp.resolved.hash and not new_run:
+        # --plan writes nothing, so an existing run is no reason to refuse: say what `run`
+        # would find, after the plan
         diffs = diff_identity(old["identity"], exp.resolved.identity)
-        raise SpecChangedError(  # what `run` itself would say
-            f"run {str(spec.run_dir)!r} was started with a different spec: "
-            f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run beside "
-            "it, or another --experiment-name"
+        note = (
+            f"note: {str(spec.run_dir)!r} holds a run with another spec "
+            f"({'; '.join(diffs) or 'hash differs'}): `emotau run` with these settings would "
+            "refuse it; add --new-run, or give another --experiment-name"
         )
+    else:
+        note = None
     tasks, arms = len(exp.resolved.task_ids), len(exp.selections)
     trials = spec.num_trials
     click.echo(
@@ -99,6 +102,8 @@ def _plan(spec: Any, new_run: bool) -> None:
         "A true difference smaller than this is likely to be missed; add tasks or trials "
         "(the cheapest fix is usually more tasks)."
     )
+    if note is not None:
+        click.echo(note, err=True)
 
 
 def _finish(go: Any, quiet: bool) -> None:

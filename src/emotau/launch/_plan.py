@@ -52,6 +52,32 @@ class PlannedSubmission:
         return self.scheduler.submit(self.plan, dry_run=dry_run)
 
 
+#: the base URL of a role whose server each job starts (the job points the shard at it)
+SERVED_PLACEHOLDER_URL = "http://127.0.0.1:1/v1"
+
+
+def served_spec(spec: RunSpec, serve: ServeOptions) -> RunSpec:
+    """``spec`` with each served role's base URL set to a placeholder that every job replaces
+    with its own server's: so that no API key is asked for a model nobody calls from here."""
+    from emotau.models import provider_for
+
+    update: dict[str, Any] = {}
+    for role, served in (("agent", serve.agent), ("user", serve.user)):
+        cfg = getattr(spec, role)
+        if not served:
+            continue
+        if provider_for(cfg) == "scripted":
+            flag = "--model" if role == "agent" else "--user-model"
+            raise UserError(
+                f"--serve-{role} starts vLLM for the {role}'s model in each job, but the "
+                f"{role}'s model is {cfg.model!r} (emotau's offline model): give {flag} a model "
+                "vLLM can serve, e.g. Qwen/Qwen3-8B"
+            )
+        if cfg.base_url is None:
+            update[role] = cfg.model_copy(update={"base_url": SERVED_PLACEHOLDER_URL})
+    return spec.model_copy(update=update) if update else spec
+
+
 def plan_submission(
     scheduler: str,
     spec: RunSpec | None = None,
@@ -89,6 +115,8 @@ def plan_submission(
             on_warning(message)
 
     run = Run.open(run_dir) if run_dir is not None else None
+    if spec is not None and serve.any:
+        spec = served_spec(spec, serve)
     exp = prepare(spec_of_run(run.path) if run else spec)
     if not serve.any and any(
         v is not None for v in (serve.vllm_command, serve.extra_args, serve.tool_call_parser)

@@ -273,8 +273,30 @@ def diff_identity(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = 
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out.extend(diff_identity(a, b, name + "."))
         elif a != b:
-            out.append(f"{name} ({_short(a)} -> {_short(b)})")
+            out.append(f"{name} ({_lists(a, b) or f'{_short(a)} -> {_short(b)}'})")
     return out
+
+
+def _lists(a: Any, b: Any) -> str | None:
+    """Two long lists of plain values as what changed (``45 -> 40 values; without 40, 41``),
+    since their starts, shown cut at 60 characters, are often the same."""
+    plain = (str, int, float, bool)
+    if not (isinstance(a, list) and isinstance(b, list)):
+        return None
+    if max(len(json.dumps(a)), len(json.dumps(b))) <= 60:  # shown whole
+        return None
+    if not all(isinstance(x, plain) for x in [*a, *b]):
+        return None
+    gone = [x for x in a if x not in b]
+    new = [x for x in b if x not in a]
+    parts = [f"{len(a)} -> {len(b)} values"]
+    for label, xs in (("without", gone), ("with", new)):
+        if xs:
+            shown = ", ".join(map(str, xs[:8])) + (", ..." if len(xs) > 8 else "")
+            parts.append(f"{label} {shown}")
+    if not gone and not new:
+        parts.append("the same values in another order")
+    return "; ".join(parts)
 
 
 def _short(v: Any) -> str:
