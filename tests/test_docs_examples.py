@@ -17,10 +17,13 @@ A fence with a language this test does not run (toml, yaml, jsonl, ...) needs ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +110,28 @@ def _env() -> dict[str, str]:
     return e
 
 
+def _run_block(b: Block, cwd: Path, timeout: float = 300) -> tuple[int, str]:
+    """Run one block in its own process group; what it left in the background (a server
+    started with `&`) is stopped afterwards, whether the block passed or not."""
+    python = [sys.executable, "-c", b.text]
+    argv = ["bash", "-e", "-c", b.text] if RUNNABLE[b.lang] == "bash" else python
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = -1
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+        err.seek(0)
+        return code, err.read()
+
+
 @pytest.mark.parametrize("path", FILES, ids=[str(f.relative_to(ROOT)) for f in FILES])
 def test_examples_run_in_order(path: Path, sandbox: Path) -> None:
     ran = 0
@@ -118,14 +143,8 @@ def test_examples_run_in_order(path: Path, sandbox: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(b.text, encoding="utf-8")
             continue
-        runner = RUNNABLE[b.lang]
-        argv = ["bash", "-e", "-c", b.text] if runner == "bash" else [sys.executable, "-c", b.text]
-        r = subprocess.run(
-            argv, cwd=sandbox, env=_env(), capture_output=True, text=True, timeout=600
-        )
-        assert r.returncode == 0, (
-            f"{b.where} failed ({r.returncode}):\n{b.text}\n{r.stderr[-3000:]}"
-        )
+        code, err = _run_block(b, sandbox)
+        assert code == 0, f"{b.where} failed ({code}):\n{b.text}\n{err[-3000:]}"
         ran += 1
     if ran == 0:
         pytest.skip(f"{path.relative_to(ROOT)} has no example that runs offline")
