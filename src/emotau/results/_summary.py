@@ -108,29 +108,96 @@ def _fmt(v: float | None, pct: bool = True) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.2f}"
 
 
-def render_table(summary: Mapping[str, Any], title: str | None = None) -> Any:
-    """A rich Table of the summary (imported lazily: rich is not needed for JSON output)."""
+def shown_ks(k_max: int) -> list[int]:
+    """The k of the pass^k columns a narrow table shows: 1, 2, 4, 8, ... and ``k_max``."""
+    ks = [k for k in (2**i for i in range(k_max.bit_length())) if k < k_max]
+    return [*ks, k_max] if k_max >= 1 else []
+
+
+#: the short column headers of the narrow table, explained once in its footer
+ABBREVIATIONS = (
+    "eps: scored episodes (/expected while some are missing); succ: success; p^k: pass^k over "
+    "tasks with >= k scored trials; infra: infrastructure errors (retried on resume); sim: user "
+    "simulator errors; turns: mean turns"
+)
+
+
+def render_table(
+    summary: Mapping[str, Any],
+    title: str | None = None,
+    *,
+    width: int | None = None,
+    wide: bool = False,
+) -> Any:
+    """A rich Table of the summary (imported lazily: rich is not needed for JSON output).
+
+    By default it is narrow: short headers explained in the footer, and pass^k for k = 1, 2,
+    4, 8, ... and the largest k only. Given ``width`` (the terminal's columns), it picks the
+    first layout that fits: with borders, without, then fewer pass^k columns, so that no cell
+    is cut. ``wide``: every column with its full header (as wide as that takes).
+    """
+    k_max = int(summary["num_trials"])
+    if wide:
+        return _table(summary, title, list(range(1, k_max + 1)), wide=True, layout="boxed")
+    ks = shown_ks(k_max)
+    layouts = [(ks, "boxed"), (ks, "simple"), (ks, "tight")]
+    layouts += [(few, "tight") for few in ([1, 2, k_max], [1, k_max], [1]) if len(few) < len(ks)]
+    table = None
+    for cols, layout in layouts:
+        table = _table(summary, title, sorted(set(cols)), wide=False, layout=layout)
+        if width is None or _measure(table, width) <= width:
+            break
+    return table
+
+
+def _measure(table: Any, width: int) -> int:
+    from rich.console import Console
+
+    console = Console(width=max(width, 10_000))  # its natural width, unconstrained
+    return int(console.measure(table).maximum)
+
+
+def _table(
+    summary: Mapping[str, Any], title: str | None, ks: list[int], *, wide: bool, layout: str
+) -> Any:
+    """``layout``: boxed (borders), simple (a rule under the header), tight (simple, one space
+    between columns)."""
+    from rich import box
     from rich.table import Table
 
     k_max = int(summary["num_trials"])
     label = "SYNTHETIC (scripted models) - " if summary["synthetic"] else ""
+    caption = [
+        f"{summary['finished_episodes']}/{summary['expected_episodes']} episodes finished"
+        f"{'' if summary['complete'] else ' (INCOMPLETE)'}; rates in %"
+        + ("; pass^k over tasks with >= k scored trials" if wide else "")
+    ]
+    if not wide:
+        caption.append(ABBREVIATIONS)
+        if len(ks) < k_max:
+            run = summary.get("run") or "RUN"
+            caption.append(
+                f"p^k for k = {', '.join(map(str, ks))} of 1..{k_max}; every k: "
+                f"`emotau summary {run} --wide` or `--format json`"
+            )
     table = Table(
         title=f"{label}{title or 'Summary'}",
-        caption=(
-            f"{summary['finished_episodes']}/{summary['expected_episodes']} episodes finished"
-            f"{'' if summary['complete'] else ' (INCOMPLETE)'}; rates in %; "
-            "pass^k over tasks with >= k scored trials"
-        ),
+        caption="\n".join(caption),
+        box=box.HEAVY_HEAD if layout == "boxed" else box.SIMPLE_HEAD,
+        pad_edge=layout == "boxed",
+        padding=(0, 1, 0, 0) if layout == "tight" else (0, 1),
+        caption_justify="left",
     )
-    table.add_column("variant", style="bold")
-    table.add_column("episodes", justify="right")
-    table.add_column("success", justify="right")
-    table.add_column("reward", justify="right")
-    for k in range(1, k_max + 1):
-        table.add_column(f"pass^{k}", justify="right")
-    table.add_column("infra err", justify="right")
-    table.add_column("sim err", justify="right")
-    table.add_column("turns", justify="right")
+    names = (
+        ["episodes", "success", "reward"]
+        + [f"pass^{k}" for k in ks]
+        + ["infra err", "sim err", "turns"]
+        if wide
+        else ["eps", "succ", "reward"] + [f"p^{k}" for k in ks] + ["infra", "sim", "turns"]
+    )
+    table.add_column("variant", style="bold", overflow="fold")
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
     for row in summary["variants"]:
         eps = str(row["episodes"])
         if row["expected"] is not None and row["finished"] < row["expected"]:
@@ -140,7 +207,7 @@ def render_table(summary: Mapping[str, Any], title: str | None = None) -> Any:
             eps,
             _fmt(row["success_rate"]),
             _fmt(row["mean_reward"], pct=False),
-            *[_fmt(row["pass_k"][str(k)]) for k in range(1, k_max + 1)],
+            *[_fmt(row["pass_k"].get(str(k))) for k in ks],
             str(row["infra_errors"]),
             str(row["simulator_errors"]),
             _fmt(row["mean_turns"], pct=False),
