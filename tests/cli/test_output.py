@@ -80,3 +80,49 @@ def test_run_output_and_bar_fit_80_columns(tmp_path, monkeypatch) -> None:
     assert bar[0].startswith("all (SYNTHETIC)") and "300/300" in bar[0]  # the counts, whole
     assert all("50/50" in line for line in bar[1:])
     assert "success" in r.stdout and "p^2" in r.stdout
+
+
+def _last_rate(stderr: str) -> str:
+    lines = [x for x in stderr.splitlines() if x.startswith("[emotau]")]
+    words = lines[-1].split()
+    return words[words.index("success") + 2]  # "success (SYNTHETIC) 85.0%"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_progress_rates_after_a_resume_agree_with_the_summary(tmp_path, workers) -> None:
+    grid = ("--tasks", "10", "--num-trials", "2", "--variants", "control,anger,confusion")
+    half = emotau_here("run", *grid, "--shard", "0/2", "--progress", "log", cwd=tmp_path)
+    assert half.returncode == 0, half.stderr
+    run_dir = tmp_path / "runs" / "demo"
+    first = _summary_json(run_dir)
+    assert first["finished_episodes"] == 30
+    r = emotau_here("resume", str(run_dir), "--progress", "log", "--workers", workers, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "30 episodes run now, 30 already finished" in r.stderr
+    data = _summary_json(run_dir)
+    assert data["complete"]
+    wins = sum(v["success_rate"] * v["episodes"] for v in data["variants"])
+    scored = sum(v["episodes"] for v in data["variants"])
+    assert _last_rate(r.stderr) == f"{100 * wins / scored:.1f}%"
+    # the rate at the start of the resume is the first half's
+    wins1 = sum(v["success_rate"] * v["episodes"] for v in first["variants"])
+    head = next(x for x in r.stderr.splitlines() if x.startswith("[emotau] 30/60"))
+    assert f"{100 * wins1 / 30:.1f}%" in head
+
+
+def test_bar_rows_start_from_the_finished_episodes() -> None:
+    import io
+
+    from rich.console import Console
+
+    from emotau.runner._progress import RichProgress
+
+    console = Console(file=io.StringIO(), width=120)
+    bar = RichProgress(console)
+    bar.start({"control": 4, "anger": 4}, {"control": 2, "anger": 2}, True, {"control": (1, 2)})
+    rec = {"variant": "control", "status": "completed", "scored": True, "success": True}
+    bar.update(rec)
+    bar.close()
+    out = console.file.getvalue()
+    assert "success 66.7%" in out  # 2 of 3: the earlier 1 of 2, and this one
+    assert "success 67%" in out  # control's own row
