@@ -430,10 +430,24 @@ def write_plots(a: Analysis, folder: Path) -> list[str]:
         fig = fn(a, plt)
         if fig is None:
             continue
+        if a.synthetic:
+            mark_synthetic(fig)
         fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         done.append(name)
     return done
+
+
+SYNTHETIC_MARK = "SYNTHETIC (scripted models)"
+
+
+def mark_synthetic(fig: Any) -> None:
+    """Label a figure of scripted results: a line over it and a watermark across it, so that
+    the image says so even when it is copied out of the report."""
+    fig.text(0.01, 1.0, SYNTHETIC_MARK, ha="left", va="bottom", color="#b00020", fontsize=9,
+             fontweight="bold")  # fmt: skip
+    fig.text(0.5, 0.5, SYNTHETIC_MARK, ha="center", va="center", rotation=25, fontsize=26,
+             color="#b00020", alpha=0.15, zorder=100)  # fmt: skip
 
 
 def _integer_ticks() -> Any:
