@@ -228,7 +228,10 @@ def test_a_version_1_run_loads_and_summarises_as_before() -> None:
     got = run.summary()
     got.pop("run")
     expected.pop("run", None)
+    usage, cost = got.pop("usage"), got.pop("cost_usd")  # added after 0.1: the totals
     assert got == expected
+    assert usage["agent"]["episodes"] == 16 and cost is None
+    assert usage["agent"]["calls"] == sum(e["usage"]["agent"]["calls"] for e in episodes)
 
 
 def test_a_version_1_run_resumes_with_nothing_to_run(tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ class Analysis:
     manipulation_judge: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: the judge that labelled the messages: model, endpoint, synthetic, calls and tokens
     judge: dict[str, Any] = field(default_factory=dict)
+    #: calls, tokens and cost per role over every recorded attempt (``emotau summary``'s)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:

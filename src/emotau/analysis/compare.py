@@ -30,10 +30,30 @@ class RunComparison:
     reference: str | None
     table: pd.DataFrame  # one row per common variant
     warnings: list[str] = field(default_factory=list)
+    #: whether scripted models produced run A's and run B's episodes
+    synthetic_runs: tuple[bool, bool] = (False, False)
+
+    @property
+    def synthetic(self) -> bool:
+        return any(self.synthetic_runs)
+
+    def synthetic_note(self) -> str | None:
+        """The SYNTHETIC line: which of the runs scripted models produced; None if neither."""
+        if not self.synthetic:
+            return None
+        runs = zip(self.labels, "AB", self.synthetic_runs, strict=True)
+        which = [f"{name} ({ab})" for name, ab, synthetic in runs if synthetic]
+        return (
+            f"SYNTHETIC (scripted models): scripted models produced {' and '.join(which)}; "
+            "these numbers test the pipeline, not an agent"
+        )
 
     def to_markdown(self) -> str:
         a, b = self.labels
-        lines = [f"# emotau compare: {md_cell(a)} (A) vs {md_cell(b)} (B)", ""]
+        tag = " - SYNTHETIC (scripted models)" if self.synthetic else ""
+        lines = [f"# emotau compare: {md_cell(a)} (A) vs {md_cell(b)} (B){tag}", ""]
+        if (note := self.synthetic_note()) is not None:
+            lines += [f"**Warning:** {md_cell(note)}"]
         lines += [f"**Warning:** {md_cell(w)}" for w in self.warnings]
         lines.append("")
         headers = [
@@ -58,16 +78,18 @@ class RunComparison:
         return "\n".join(lines + markdown_table(Table(headers, rows)))
 
 
-def _scored(run: Any) -> pd.DataFrame:
-    rows = [
-        {k: r.get(k) for k in _COLUMNS}
-        for r in run.store.iter_merged(light=True)
-        if is_finished(r) and r.get("scored")
-    ]
+def _scored(run: Any) -> tuple[pd.DataFrame, bool]:
+    """The run's scored episodes, and whether any of its episodes is synthetic."""
+    rows = []
+    synthetic = False
+    for r in run.store.iter_merged(light=True):
+        synthetic = synthetic or bool(r.get("synthetic"))
+        if is_finished(r) and r.get("scored"):
+            rows.append({k: r.get(k) for k in _COLUMNS})
     df = pd.DataFrame(rows, columns=list(_COLUMNS))
     df["success"] = df["success"].astype(bool)
     df["reward"] = pd.to_numeric(df["reward"], errors="coerce").fillna(0.0)
-    return df
+    return df, synthetic
 
 
 def compare_runs(
@@ -94,7 +116,7 @@ def compare_runs(
             f"the runs share no variant (A: {', '.join(ra.variants)}; B: {', '.join(rb.variants)})"
         )
     ref = pick_reference(reference, common, "a variant of both runs (common")
-    a, b = _scored(ra), _scored(rb)
+    (a, synth_a), (b, synth_b) = _scored(ra), _scored(rb)
     warnings = _identity_warnings(ra.frozen["identity"], rb.frozen["identity"], common)
     labels = (ra.path.name, rb.path.name) if ra.path.name != rb.path.name else ("A", "B")
     only = sorted(set(ra.variants) ^ set(rb.variants))
@@ -146,7 +168,8 @@ def compare_runs(
     for col in ("drop_a_pp", "drop_b_pp", "did_pp", "did_low_pp", "did_high_pp"):
         if col not in table:
             table[col] = np.nan
-    return RunComparison(labels, ref, table, warnings)
+    table["synthetic_a"], table["synthetic_b"] = synth_a, synth_b
+    return RunComparison(labels, ref, table, warnings, (synth_a, synth_b))
 
 
 def _identity_warnings(ia: dict[str, Any], ib: dict[str, Any], common: list[str]) -> list[str]:

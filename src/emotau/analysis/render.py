@@ -62,6 +62,7 @@ def build_sections(a: Analysis) -> list[Section]:
             _taxonomy(a),
             _conversation(a),
             _completeness(a),
+            _usage(a),
         )
         if s is not None
     ]
@@ -395,6 +396,47 @@ def _completeness(a: Analysis) -> Section:
     return s
 
 
+def usage_frame(a: Analysis) -> pd.DataFrame:
+    """The usage table: one row per role, then ``total`` (tokens and cost summed)."""
+    rows = [{"role": role, **t} for role, t in a.usage.items()]
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows, columns=["role", "episodes", "calls", "prompt_tokens",
+                                     "completion_tokens", "cost_usd"])  # fmt: skip
+    costs = df["cost_usd"].dropna()
+    total = {
+        "role": "total",
+        "episodes": None,
+        **{c: int(df[c].sum()) for c in ("calls", "prompt_tokens", "completion_tokens")},
+        "cost_usd": round(float(costs.sum()), 8) if len(costs) else None,
+    }
+    return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+
+
+def _usage(a: Analysis) -> Section | None:
+    from emotau.results import format_usd
+
+    df = usage_frame(a)
+    if df.empty:
+        return None
+    s = Section("Tokens and cost", anchor="usage")
+    s.paragraphs.append(
+        "Model calls, tokens and cost per role, summed over every recorded episode attempt "
+        "(infrastructure errors that a resume retried included: what the run spent), as "
+        "`emotau summary` gives them. A cost needs the role's `price` (USD per million "
+        "tokens) in the config; '-' where none was set."
+    )
+    rows = []
+    for r in df.itertuples():
+        cost = "-" if missing(r.cost_usd) else format_usd(float(r.cost_usd))
+        eps = "" if missing(r.episodes) else f"{int(r.episodes):,}"
+        counts = [f"{int(v):,}" for v in (r.calls, r.prompt_tokens, r.completion_tokens)]
+        rows.append([str(r.role), eps, *counts, cost])
+    headers = ["role", "episodes", "calls", "prompt tokens", "completion tokens", "cost (USD)"]
+    s.tables.append(Table(headers, rows))
+    return s
+
+
 # --------------------------------------------------------------------------- markdown
 def render_markdown(a: Analysis, sections: Sequence[Section], plots: Sequence[str]) -> str:
     out = [f"# emotau report: {md_cell(a.meta['run'])}", ""]
@@ -430,10 +472,24 @@ def write_plots(a: Analysis, folder: Path) -> list[str]:
         fig = fn(a, plt)
         if fig is None:
             continue
+        if a.synthetic:
+            mark_synthetic(fig)
         fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         done.append(name)
     return done
+
+
+SYNTHETIC_MARK = "SYNTHETIC (scripted models)"
+
+
+def mark_synthetic(fig: Any) -> None:
+    """Label a figure of scripted results: a line over it and a watermark across it, so that
+    the image says so even when it is copied out of the report."""
+    fig.text(0.01, 1.0, SYNTHETIC_MARK, ha="left", va="bottom", color="#b00020", fontsize=9,
+             fontweight="bold")  # fmt: skip
+    fig.text(0.5, 0.5, SYNTHETIC_MARK, ha="center", va="center", rotation=25, fontsize=26,
+             color="#b00020", alpha=0.15, zorder=100)  # fmt: skip
 
 
 def _integer_ticks() -> Any:
@@ -673,6 +729,7 @@ def write_report(a: Analysis, out: Path, *, turns_written: bool = False) -> Path
         "infra_errors": a.infra,
         "task_matrix": a.task_matrix,
         "emotion_turns": a.emotion_turns,
+        "usage": usage_frame(a),
     }
     named |= {f"manipulation_{k}": v for k, v in a.manipulation.items() if k != "episodes"}
     named |= {

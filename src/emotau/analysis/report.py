@@ -82,7 +82,7 @@ def analyze(
     :class:`UserError`, and no report is written. ``labeller`` names another labeller of the
     entry-point group ``emotau.labellers`` (``emotion_judge=True`` is ``labeller="judge"``).
     """
-    from emotau.results import Run
+    from emotau.results import Run, usage_totals
     from emotau.runner import outside_event_loop
 
     run = run if isinstance(run, Run) else Run.open(run)
@@ -158,6 +158,7 @@ def analyze(
         _add_judge(result, judged, judge_info, n_boot, seed)
     result.conversations = conversations
     result.conversations_total = len(episodes)
+    result.usage = usage_totals(run.store.iter_records(light=True))
     if len(conversations) < len(episodes):
         result.warnings.append(
             f"the conversation browser holds {len(conversations)} of {len(episodes)} episodes "

@@ -4,7 +4,8 @@
 :func:`build_tables` both at once. Each takes any iterable of records (``run.episodes()``, or a
 generator reading shard files) and keeps only column lists, never the records, so memory grows
 with the table, not with the trajectories. Light records (``run.episodes(light=True)``) work
-too: the columns that need ``turns`` or ``usage`` are then missing values (``<NA>``/NaN).
+too (they keep ``usage``): the columns that need ``turns`` are then missing values
+(``<NA>``/NaN).
 
 Missing values: counts are nullable integers (``Int64``), the behaviour flags nullable
 booleans; ``turns_before_first_tool`` is ``<NA>`` when the agent never called a tool.

@@ -102,6 +102,8 @@ def compare(run_a: str, run_b: str, **opts: Any) -> None:
     result = compare_runs(
         run_a, run_b, reference=opts["reference"], n_boot=opts["bootstrap"], seed=opts["seed"]
     )
+    if (note := result.synthetic_note()) is not None:
+        click.echo(f"note: {note}", err=True)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     if opts["out"]:

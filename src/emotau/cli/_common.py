@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -16,9 +17,11 @@ def _fail(message: str) -> None:
 
 
 def _console() -> Any:
+    """stdout's console: the terminal's width, else ``COLUMNS`` when set, else 160."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160)
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=None if sys.stdout.isatty() or columns.isdigit() else 160)
 
 
 def _int_list(value: str | None, flag: str) -> list[int] | None:

@@ -140,7 +140,8 @@ def _finish(go: Any, quiet: bool) -> None:
     if summary["synthetic"]:
         click.echo("note: scripted models were used; these results are SYNTHETIC", err=True)
     if not quiet:
-        _console().print(render_table(summary, title=f"{result.path}"))
+        console = _console()
+        console.print(render_table(summary, title=f"{result.path}", width=console.width))
 
 
 @click.command()
@@ -186,17 +187,34 @@ def resume(run_dir: str, **opts: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def summary(run_dir: str, fmt: str) -> None:
-    """Per-variant table: episodes, success, reward, pass^k, errors, turns."""
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Every column (pass^k for every k) with full headers, however wide that is.",
+)
+def summary(run_dir: str, fmt: str, wide: bool) -> None:
+    """Per-variant table: episodes, success, reward, pass^k, errors, turns.
+
+    The table fits the terminal: short headers (explained below it) and pass^k for a few k;
+    --wide shows every column, --format json all the data.
+    """
     from emotau.results import Run
 
     data = Run.open(run_dir).summary()
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
+    from rich.console import Console
+
     from emotau.results import render_table
 
-    _console().print(render_table(data, title=run_dir))
+    console = _console()
+    if not wide:
+        console.print(render_table(data, title=run_dir, width=console.width))
+        return
+    table = render_table(data, title=run_dir, wide=True)
+    natural = Console(width=10_000).measure(table).maximum
+    Console(width=max(console.width, natural)).print(table)
 
 
 @click.command("shard-task", hidden=True)

@@ -230,6 +230,7 @@ LIGHT_FIELDS: tuple[str, ...] = (
     "duration_s",
     "synthetic",
     "reward_breakdown",
+    "usage",
 )
 assert FIELDS[:4] == (*KEY_FIELDS, "status") and _KNOWN.issuperset(LIGHT_FIELDS)
 

@@ -19,7 +19,16 @@ from emotau.results._store import (
     repair_shard,
     shard_filename,
 )
-from emotau.results._summary import pass_hat_k, render_table, summarize, task_pass_hat_k
+from emotau.results._summary import (
+    UsageTotals,
+    format_usd,
+    pass_hat_k,
+    render_table,
+    summarize,
+    task_pass_hat_k,
+    total_cost,
+    usage_totals,
+)
 
 __all__ = [
     "EPISODES_DIR",
@@ -31,7 +40,9 @@ __all__ = [
     "RunStore",
     "ShardWriter",
     "StatusReader",
+    "UsageTotals",
     "collect",
+    "format_usd",
     "is_finished",
     "merge_records",
     "parse_line",
@@ -46,4 +57,6 @@ __all__ = [
     "shard_filename",
     "summarize",
     "task_pass_hat_k",
+    "total_cost",
+    "usage_totals",
 ]

@@ -10,8 +10,9 @@ from typing import Any
 from emotau.core import EpisodeRecord, UserError
 from emotau.results._store import (
     RunStore,
+    merge_records,
 )
-from emotau.results._summary import summarize
+from emotau.results._summary import UsageTotals, summarize
 from emotau.spec import (
     RunSpec,
 )
@@ -60,8 +61,10 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         ident = self.frozen["identity"]
+        usage = UsageTotals()  # over every line: what the run spent, retried attempts too
+        merged = merge_records(usage.count(self.store.iter_records(light=True)))
         out = summarize(
-            self.store.merged(light=True), self.variants, ident["task_ids"], ident["num_trials"]
+            merged, self.variants, ident["task_ids"], ident["num_trials"], usage.as_dict()
         )
         out["run"] = str(self.path)
         out["spec_hash"] = self.frozen["hash"]

@@ -172,6 +172,18 @@ class RunStore:
                     keys.add(record_key(rec))
         return keys
 
+    def finished_outcomes(self) -> dict[Key, tuple[bool, bool]]:
+        """``(scored, success)`` of each finished key's record, the one the summary counts
+        (the first finished line of the key)."""
+        out: dict[Key, tuple[bool, bool]] = {}
+        for path in self.shard_files():
+            for rec in read_shard(path, light=True):
+                if is_finished(rec):
+                    out.setdefault(
+                        record_key(rec), (bool(rec.get("scored")), bool(rec.get("success")))
+                    )
+        return out
+
 
 def merge_records(records: Iterable[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
     out: dict[Key, dict[str, Any]] = {}

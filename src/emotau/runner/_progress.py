@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TextIO
 
-from emotau.core import is_finished
+from emotau.core import Key, is_finished
 
 
 class Progress(Protocol):
+    """``start``: the episodes of each variant in this shard (``totals``), those already
+    finished (``done``), and ``scored``: (successes, scored) per variant among those, so that
+    the rates shown cover the whole shard, as the summary does, not only this process's."""
+
     def start(
-        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+        self,
+        totals: Mapping[str, int],
+        done: Mapping[str, int],
+        synthetic: bool = False,
+        scored: Mapping[str, tuple[int, int]] | None = None,
     ) -> None: ...
     def update(self, record: Mapping[str, Any]) -> None: ...
     def close(self) -> None: ...
@@ -33,13 +41,21 @@ class _Counts:
         self.t0 = time.monotonic()
 
     def start(
-        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+        self,
+        totals: Mapping[str, int],
+        done: Mapping[str, int],
+        synthetic: bool = False,
+        scored: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.synthetic = synthetic
         self.totals = dict(totals)
         self.done = {k: done.get(k, 0) for k in totals}
         self.total = sum(totals.values())
         self.finished = sum(self.done.values())
+        prior = scored or {}
+        self.per_variant = {k: [int(w), int(n)] for k, (w, n) in prior.items()}
+        self.successes = sum(w for w, _ in self.per_variant.values())
+        self.scored = sum(n for _, n in self.per_variant.values())
         self.t0 = time.monotonic()
 
     def update(self, rec: Mapping[str, Any]) -> None:
@@ -76,7 +92,11 @@ class _Counts:
 
 class NullProgress:
     def start(
-        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+        self,
+        totals: Mapping[str, int],
+        done: Mapping[str, int],
+        synthetic: bool = False,
+        scored: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         pass
 
@@ -101,9 +121,13 @@ class LogProgress(_Counts):
         self._last = time.monotonic()
 
     def start(
-        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+        self,
+        totals: Mapping[str, int],
+        done: Mapping[str, int],
+        synthetic: bool = False,
+        scored: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
-        super().start(totals, done, synthetic)
+        super().start(totals, done, synthetic, scored)
         self._emit()
 
     def update(self, record: Mapping[str, Any]) -> None:
@@ -116,66 +140,125 @@ class LogProgress(_Counts):
 
 
 class RichProgress(_Counts):
-    """A live bar: overall done/total, success so far, errors, rate, ETA; one row per variant."""
+    """A live bar: overall done/total, success so far, errors, rate, ETA; one row per variant.
 
-    def __init__(self) -> None:
+    The layout follows the console's width: on a narrow terminal (80 columns) the labels are
+    shorter, the bar narrower and the elapsed time left out, so that no part is cut.
+    """
+
+    def __init__(self, console: Any | None = None) -> None:
         super().__init__()
         from rich.console import Console
+
+        self._console = console if console is not None else Console(stderr=True)
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._all: Any = None
+        self._narrow = False
+
+    def _columns(self, names: list[str]) -> list[Any]:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
-        self._progress = Progress(
-            TextColumn("{task.description:<24}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            transient=False,
-            refresh_per_second=8,
-            console=Console(stderr=True),
-        )
-        self._tasks: dict[str, Any] = {}
-        self._all: Any = None
+        width = int(self._console.width)
+        label = min(24, max([len(n) + 2 for n in names] + [len("all (SYNTHETIC)")]))
+        counts = 2 * len(str(self.total)) + 1
+
+        def rest() -> int:  # counts, info, times (7 each), one space between columns
+            times = 7 if self._narrow else 15
+            return counts + len(self._info(100.0, 10**4, 10**4)) + times + 5
+
+        self._narrow = label + rest() + 20 > width
+        label = min(label, max(8, width - rest() - 10))
+        fixed = label + rest()
+        columns: list[Any] = [TextColumn(f"{{task.description:<{label}.{label}}}")]
+        bar = min(40, width - fixed - 1)
+        if bar >= 5:
+            columns.append(BarColumn(bar_width=bar))
+        columns += [MofNCompleteColumn(), TextColumn("{task.fields[info]}")]
+        if not self._narrow:
+            columns.append(TimeElapsedColumn())
+        columns.append(TimeRemainingColumn())
+        return columns
+
+    def _all_name(self) -> str:
+        return "all (SYNTHETIC)" if self.synthetic else "all"
+
+    def _info(self, succ: float | None, errors: int, rate: float) -> str:
+        s = "-" if succ is None else f"{succ:.1f}%"
+        if self._narrow:
+            return f"{s} err {errors} {rate:.0f}/s"
+        return f"success {s} errors {errors} {rate:.0f} ep/s"
 
     def start(
-        self, totals: Mapping[str, int], done: Mapping[str, int], synthetic: bool = False
+        self,
+        totals: Mapping[str, int],
+        done: Mapping[str, int],
+        synthetic: bool = False,
+        scored: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
-        super().start(totals, done, synthetic)
-        p = self._progress
-        name = "all (SYNTHETIC)" if synthetic else "all"
-        self._all = p.add_task(name, total=self.total, completed=self.finished, info="")
+        from rich.progress import Progress as RichBar
+
+        super().start(totals, done, synthetic, scored)
+        self._progress = p = RichBar(
+            *self._columns(list(totals)),
+            transient=False,
+            refresh_per_second=8,
+            console=self._console,
+        )
+        self._all = p.add_task(
+            self._all_name(), total=self.total, completed=self.finished, info=self._all_info()
+        )
         for name, total in totals.items():
             self._tasks[name] = p.add_task(
-                f"  {name}", total=total, completed=self.done.get(name, 0), info=""
+                f"  {name}",
+                total=total,
+                completed=self.done.get(name, 0),
+                info=self._variant_info(name),
             )
         p.start()
+
+    def _all_info(self) -> str:
+        succ = 100 * self.successes / self.scored if self.scored else None
+        return self._info(succ, self.errors, self.rate())
+
+    def _variant_info(self, name: str) -> str:
+        wins, n = self.per_variant.get(name, [0, 0])
+        return (("" if self._narrow else "success ") + f"{100 * wins / n:.0f}%") if n else ""
 
     def update(self, record: Mapping[str, Any]) -> None:
         super().update(record)
         name = record["variant"]
         if is_finished(record):
-            s = self.per_variant.get(name, [0, 0])
             task = self._tasks.get(name)
             if task is not None:
-                info = f"success {100 * s[0] / s[1]:.0f}%" if s[1] else ""
-                self._progress.update(task, advance=1, info=info)
+                self._progress.update(task, advance=1, info=self._variant_info(name))
             self._progress.update(self._all, advance=1)
-        succ = f"{100 * self.successes / self.scored:.1f}%" if self.scored else "-"
-        self._progress.update(
-            self._all,
-            description="all (SYNTHETIC)" if self.synthetic else "all",
-            info=f"success {succ} errors {self.errors} {self.rate():.0f} ep/s",
-        )
+        self._progress.update(self._all, description=self._all_name(), info=self._all_info())
 
     def close(self) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def scored_so_far(
+    keys: Iterable[Key], finished: Mapping[Key, tuple[bool, bool]]
+) -> dict[str, tuple[int, int]]:
+    """(successes, scored) per variant among the already finished ``keys`` (what the progress
+    display starts from after a resume)."""
+    out: dict[str, list[int]] = {}
+    for key in keys:
+        outcome = finished.get(key)
+        if outcome is not None and outcome[0]:
+            c = out.setdefault(key[1], [0, 0])
+            c[0] += 1 if outcome[1] else 0
+            c[1] += 1
+    return {k: (w, n) for k, (w, n) in out.items()}
 
 
 def make_progress(mode: str = "auto") -> Progress:

@@ -30,7 +30,7 @@ from emotau.results import (
 )
 from emotau.runner._experiment import Experiment, Shard, prepare
 from emotau.runner._log import run_log
-from emotau.runner._progress import NullProgress, Progress
+from emotau.runner._progress import NullProgress, Progress, scored_so_far
 from emotau.runner._workers import run_workers
 from emotau.spec import (
     RunSpec,
@@ -134,11 +134,12 @@ async def execute(
     progress = progress or NullProgress()
     store = run.store
     writer = ShardWriter(store.episodes_dir / shard_filename(shard.index, shard.count))
-    finished = store.finished_keys()
+    finished = store.finished_outcomes()
     mine = list(exp.grid(shard))
     counts = Counter(k[1] for k in mine)
     totals = {label: counts[label] for label in exp.resolved.variant_labels}
     done = Counter(k[1] for k in mine if k in finished)
+    prior = scored_so_far(mine, finished)
     todo = (k for k in mine if k not in finished)
     run_ctx = RunContext(run.path, str(shard), spec.model_dump(mode="json"), exp.resolved.hash)
     hooks = HookSet(exp.make_hooks(), run_ctx)
@@ -198,7 +199,9 @@ async def execute(
             sum(done.values()),
             n,
         )
-        progress.start(totals, dict(done), agent_client.synthetic or user_client.synthetic)
+        progress.start(
+            totals, dict(done), agent_client.synthetic or user_client.synthetic, scored=prior
+        )
         try:
             with episodes_gc():
                 await asyncio.gather(*(worker() for _ in range(n)))

@@ -18,7 +18,7 @@ from emotau.results import (
 )
 from emotau.runner._experiment import Experiment, Shard
 from emotau.runner._log import log_name, run_log
-from emotau.runner._progress import NullProgress, Progress
+from emotau.runner._progress import NullProgress, Progress, scored_so_far
 
 logger = logging.getLogger("emotau.runner")
 
@@ -66,13 +66,14 @@ def _run_workers(
     )
     spec_file = logs / f"worker-spec-{os.getpid()}.json"
     spec_file.write_text(worker_spec.model_dump_json(indent=1), encoding="utf-8")
-    finished = store.finished_keys()
+    finished = store.finished_outcomes()
     mine = list(exp.grid(shard))
     counts = Counter(k[1] for k in mine)
     progress.start(
         {label: counts[label] for label in exp.resolved.variant_labels},
         dict(Counter(k[1] for k in mine if k in finished)),
         provider_for(exp.spec.agent) == "scripted" or provider_for(exp.spec.user) == "scripted",
+        scored=scored_so_far(mine, finished),
     )
     offsets = {f: (f.stat().st_size if f.exists() else 0) for f in files}
     procs = []
