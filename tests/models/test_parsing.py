@@ -631,3 +631,10 @@ def test_reasoning_then_tool_call_pipeline() -> None:
     calls, remaining = recover_tool_calls(visible, TOOLS)
     assert [c.name for c in calls] == ["get_user_details"]
     assert remaining == ""
+
+
+def test_a_tag_named_in_prose_is_no_call() -> None:
+    text = "I will use <tool_call> tags to call tools, as the policy says."
+    assert recover_tool_calls(text, TOOLS) == ([], text)
+    calls, rest = recover_tool_calls('Checking. <tool_call>{"name": "get_user_de', TOOLS)
+    assert calls and calls[0].error and rest == "Checking."  # cut JSON after the tag: a call

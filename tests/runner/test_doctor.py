@@ -5,6 +5,7 @@ temperature, a server that fails (5xx) on tools, a base URL without ``/v1``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -156,3 +157,135 @@ def test_the_mock_servers_new_options_are_checked(args, needle) -> None:
     r = emotau_here("mock-server", "--port", "0", *args)
     assert r.returncode == 2 and needle in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ review fixes
+def test_doctor_under_required_does_not_fail_on_auto_nor_suggest_required() -> None:
+    with mock_server() as url:
+        got = _doctor(url, "--model", "scripted-agent-notools", "--user-model", "scripted-user",
+                      "--tool-choice", "required")  # fmt: skip
+    agent = got["agent"]
+    checks = _checks(agent)
+    assert checks["tools (auto)"][0] == "warn"  # information: this run forces the call
+    assert checks["tools (required)"][0] == "ok"
+    assert agent["verdict"] != "fail"
+    assert not any("--tool-choice required" in f for f in agent["fixes"]), agent["fixes"]
+
+
+def test_a_cut_tool_call_block_is_no_call_for_doctor() -> None:
+    from types import SimpleNamespace
+
+    from emotau.runner._doctor import _tool_call_back
+
+    cut = SimpleNamespace(tool_calls=None, content='<tool_call>{"name": "get_order_status", "arg')
+    assert _tool_call_back(cut) == (False, False)
+    whole = '<tool_call>{"name": "get_order_status", "arguments": {"order_id": "1"}}</tool_call>'
+    assert _tool_call_back(SimpleNamespace(tool_calls=None, content=whole)) == (True, True)
+
+
+def test_model_text_in_the_doctor_table_is_not_markup() -> None:
+    from rich.console import Console
+
+    from emotau.runner._doctor import RoleReport, render
+
+    rep = RoleReport("agent", "m[/bold]", "http://x/v1")
+    rep.add("chat", "ok", "replied '[/INST] hello [type=literal_error]'")
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(render([rep]))  # a MarkupError before
+    text = console.export_text()
+    assert "[/INST] hello [type=literal_error]" in text and "m[/bold]" in text
+
+
+def test_a_refused_key_is_named_as_such(tmp_path) -> None:
+    import http.server
+    import threading
+
+    class Refuses(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"object": "list", "data": [{"id": "m"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"error": {"message": "invalid api key"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        got = _doctor(f"http://127.0.0.1:{srv.server_address[1]}/v1", "--model", "m",
+                      "--user-model", "m")  # fmt: skip
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    fixes = got["agent"]["fixes"]
+    assert any("refuses the API key (HTTP 401)" in f for f in fixes), fixes
+    assert not any("sampling settings" in f or "--enable-auto-tool-choice" in f for f in fixes)
+
+
+def test_the_first_request_check_keeps_the_roles_token_field(tmp_path) -> None:
+    """A role that sends max_completion_tokens (OpenAI's o-series refuse max_tokens) gets its
+    preflight requests with that field only, never both."""
+    import http.server
+    import threading
+
+    bodies: list[dict] = []
+
+    class Records(http.server.BaseHTTPRequestHandler):
+        def _send(self, payload: dict) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._send({"object": "list", "data": [{"id": "m"}]})
+
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            msg = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c",
+                        "type": "function",
+                        "function": {"name": "respond", "arguments": '{"content": "hi"}'},
+                    }
+                ],
+            }
+            self._send({"choices": [{"index": 0, "message": msg, "finish_reason": "tool_calls"}],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": 2}})  # fmt: skip
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Records)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    try:
+        import asyncio
+
+        from emotau.runner import preflight, prepare
+        from emotau.spec import build_spec
+
+        spec = build_spec({"agent": {"model": "m", "base_url": url,
+                                     "extra_body": {"max_completion_tokens": 50}},
+                           "tool_choice": "required", "out": str(tmp_path)})  # fmt: skip
+        asyncio.run(preflight(prepare(spec)))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    agent = [b for b in bodies if b.get("model") == "m" and b.get("tools")]
+    assert agent, bodies
+    assert all(not ("max_tokens" in b and "max_completion_tokens" in b) for b in agent), agent

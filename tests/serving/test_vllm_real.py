@@ -314,8 +314,10 @@ def test_eight_episodes_at_once(server, tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     recs = all_lines(tmp_path / "eight")
     assert len(recs) == 8 and all(x["status"] == "completed" for x in recs)
-    # the episodes overlapped: together they took far longer than the run did
-    assert sum(x["duration_s"] for x in recs) > 2.5 * max(x["duration_s"] for x in recs)
+    # the episodes ran at the same time: at one moment most of them were under way
+    spans = [(x["started_at"], x["started_at"] + x["duration_s"]) for x in recs]
+    most = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
+    assert most >= 6, spans
     STATS["eight_episodes_s"] = round(wall, 1)
 
 

@@ -403,6 +403,13 @@ def _broken_hermes(body: str, closed: bool) -> TextToolCall:
     )
 
 
+def _looks_like_a_call(body: str) -> bool:
+    """An unclosed ``<tool_call>``'s text is a (cut) call when it is empty or starts as JSON;
+    other text after the tag is prose that names the tag."""
+    inner = _unfence(body.strip(), ("", "json"))
+    return not inner or inner.startswith(("{", "["))
+
+
 def _recover_hermes(text: str) -> tuple[list[TextToolCall], str] | None:
     tags = list(_TOOL_CALL_TAG.finditer(text))
     if not any(not t.group(1) for t in tags):
@@ -418,6 +425,8 @@ def _recover_hermes(text: str) -> tuple[list[TextToolCall], str] | None:
         closed = nxt is not None and bool(nxt.group(1))
         body = text[tag.end() : body_end]
         parsed = _hermes_body(body)
+        if parsed is None and not closed and not _looks_like_a_call(body):
+            continue  # the tag named in prose ("I use <tool_call> tags"), not a call
         pieces.append(text[pos : tag.start()])
         if parsed is None:  # unreadable: a call all the same, whose result is its error
             recovered.append(_broken_hermes(body, closed))

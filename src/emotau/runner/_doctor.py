@@ -217,8 +217,10 @@ async def _send(client: Any, body: dict[str, Any]) -> Any:
 def _body(client: Any, request: ChatRequest, max_tokens: int | None) -> dict[str, Any]:
     """The run's body for ``request``; ``max_tokens`` replaces the role's when given."""
     body = client.request_body(request)
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
+    if max_tokens is not None:  # in the field the role uses (o-series models refuse max_tokens)
+        body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = (
+            max_tokens
+        )
     return body
 
 
@@ -258,7 +260,8 @@ def _tool_call_back(msg: Any) -> tuple[bool, bool]:
     came as text that emotau recovers."""
     if msg.tool_calls:
         return True, False
-    found = bool(recover_tool_calls(msg.content or "", ["get_order_status"])[0])
+    calls = recover_tool_calls(msg.content or "", ["get_order_status"])[0]
+    found = any(c.error is None for c in calls)  # a block that cannot be read is no call
     return found, found
 
 
@@ -479,7 +482,11 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
 def _rejected(exc: BaseException) -> bool:
     """A 400-class answer that refuses the request itself (not a wrong URL, not busy)."""
     status = _status(exc)
-    return status is not None and 400 <= status < 500 and status not in (404, 408, 409, 429)
+    return status is not None and 400 <= status < 500 and status not in _NOT_REFUSALS
+
+
+#: 4xx answers that say nothing about the request's content: the URL, the key, a busy server
+_NOT_REFUSALS = (401, 403, 404, 408, 409, 429)
 
 
 def _fix_for_error(rep: RoleReport, exc: BaseException, what: str) -> None:
@@ -495,6 +502,11 @@ def _fix_for_error(rep: RoleReport, exc: BaseException, what: str) -> None:
         rep.fix(f"fix the base URL{hint}" if hint else f"the server has no route for {what}")
     elif status in (408, 409, 429):
         rep.fix(f"the server is busy (HTTP {status}): try again, or lower --max-concurrency")
+    elif status in (401, 403):
+        rep.fix(
+            f"the server refuses the API key (HTTP {status}): check the role's api_key_env "
+            "(--api-key-env) and that variable's value"
+        )
 
 
 async def _first_request_check(
@@ -567,6 +579,8 @@ async def _tool_probes(
             )
     if not auto_failed:
         status = "ok" if native == probes else ("warn" if native or text else "fail")
+        if run_choice == "required" and status == "fail":
+            status = "warn"  # this run forces the call: auto is not what it uses
         detail = f"{native} of {probes} probes called a tool natively"
         if text:
             detail += f", {text} wrote the call as text (emotau recovers it)"
@@ -593,9 +607,11 @@ async def _tool_probes(
         elif run_choice == "required":
             rep.fix(f"the server rejects tool_choice=required: {_reject_fix('required')}")
     if auto_failed:
-        if auto_rejected and forced:
+        if auto_rejected and forced and run_choice != "required":
             rep.fix("tool_choice=required works here: run with --tool-choice required")
         return
+    if run_choice == "required":
+        return  # the run does not use auto: its probes are information, not a fix
     if native == 0 and text == 0:
         rep.fix(
             f"0 of {probes} probes called a tool under auto: "
@@ -626,14 +642,14 @@ def render(reports: list[RoleReport]) -> Any:
             if rep.temperature is not None
             else "the server's default temperature"
         )
-        table = Table(
-            title=f"{rep.role}: {rep.model} at {rep.base_url} ({temp})", title_justify="left"
+        table = Table(  # model output and server errors are text, never markup
+            title=Text(f"{rep.role}: {rep.model} at {rep.base_url} ({temp})"), title_justify="left"
         )
         table.add_column("check")
         table.add_column("status")
         table.add_column("detail")
         for c, s, d in rep.checks:
-            table.add_row(c, Text(s.upper(), style=colour[s]), d)
+            table.add_row(Text(c), Text(s.upper(), style=colour[s]), Text(d))
         parts.append(table)
         verdict = Text(f"verdict for {rep.role}: {rep.verdict.upper()}", style=colour[rep.verdict])
         parts.append(verdict)
