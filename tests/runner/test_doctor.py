@@ -177,10 +177,15 @@ def test_a_cut_tool_call_block_is_no_call_for_doctor() -> None:
 
     from emotau.runner._doctor import _tool_call_back
 
-    cut = SimpleNamespace(tool_calls=None, content='<tool_call>{"name": "get_order_status", "arg')
-    assert _tool_call_back(cut) == (False, False)
+    def choice(content: str, finish: str = "stop") -> SimpleNamespace:
+        message = SimpleNamespace(tool_calls=None, content=content)
+        return SimpleNamespace(message=message, finish_reason=finish)
+
+    cut = '<tool_call>{"name": "get_order_status", "arg'
+    assert _tool_call_back(choice(cut)) == (False, False)  # broken, not for want of tokens
+    assert _tool_call_back(choice(cut, "length")) == (True, True)  # cut while writing a call
     whole = '<tool_call>{"name": "get_order_status", "arguments": {"order_id": "1"}}</tool_call>'
-    assert _tool_call_back(SimpleNamespace(tool_calls=None, content=whole)) == (True, True)
+    assert _tool_call_back(choice(whole)) == (True, True)
 
 
 def test_model_text_in_the_doctor_table_is_not_markup() -> None:

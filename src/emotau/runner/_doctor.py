@@ -255,13 +255,17 @@ async def first_request(exp: Experiment) -> ChatRequest | None:
     return None  # no model call on its first turn: nothing to check
 
 
-def _tool_call_back(msg: Any) -> tuple[bool, bool]:
-    """``(called, as_text)``: whether a reply holds a call of the probe tool, and whether it
-    came as text that emotau recovers."""
+def _tool_call_back(choice: Any) -> tuple[bool, bool]:
+    """``(called, as_text)`` of one choice: whether the reply holds a call of the probe tool,
+    and whether it came as text that emotau recovers. A ``<tool_call>`` block that cannot be
+    read is no call, unless the reply was cut at its token limit (``finish_reason="length"``):
+    then the model was writing one, as a server that enforces ``required`` makes it do."""
+    msg = choice.message
     if msg.tool_calls:
         return True, False
     calls = recover_tool_calls(msg.content or "", ["get_order_status"])[0]
-    found = any(c.error is None for c in calls)  # a block that cannot be read is no call
+    cut = getattr(choice, "finish_reason", None) == "length"
+    found = any(c.error is None or cut for c in calls)
     return found, found
 
 
@@ -352,10 +356,11 @@ async def _preflight_agent(
         if "max_completion_tokens" not in body:
             body.setdefault("max_tokens", 256)
         for _ in range(_EMPTY_TRIES):  # an empty reply is retried, as the run retries it
-            reply = (await _send(client, body)).choices[0].message
+            choice = (await _send(client, body)).choices[0]
+            reply = choice.message
             if reply.tool_calls or (reply.content or "").strip():
                 break
-        if not _tool_call_back(reply)[0]:
+        if not _tool_call_back(choice)[0]:
             said = (reply.content or "").strip().replace("\n", " ")[:60]
             raise UserError(
                 f"{where} ignores tool_choice='required': a request that requires a tool call "
@@ -561,7 +566,7 @@ async def _tool_probes(
     try:
         for _ in range(probes):
             r = await call(ChatRequest(PROBE_MESSAGES, [PROBE_TOOL], "auto"))
-            called, as_text = _tool_call_back(r.choices[0].message)
+            called, as_text = _tool_call_back(r.choices[0])
             if as_text:
                 text += 1
             elif called:
@@ -587,7 +592,7 @@ async def _tool_probes(
         rep.add("tools (auto)", status, detail)
     try:
         r = await call(ChatRequest(PROBE_MESSAGES, [PROBE_TOOL], "required"))
-        forced, as_text = _tool_call_back(r.choices[0].message)
+        forced, as_text = _tool_call_back(r.choices[0])
         detail = "called a tool" + (" (as text, recovered)" if as_text else "")
         rep.add(
             "tools (required)",
