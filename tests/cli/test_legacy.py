@@ -205,6 +205,16 @@ def test_tau_bench_selection_flags(tmp_path, fake_upstream, args, plan) -> None:
     assert f"plan: {plan} x 1 arms" in r.stdout, r.stdout
 
 
+def test_submit_run_dir_refuses_them_as_it_refuses_their_equivalents(tmp_path) -> None:
+    assert emotau_here("run", *QUICK, "--out", str(tmp_path), cwd=tmp_path).returncode == 0
+    for flag, value in (("--env", "retail"), ("--log-dir", "x"), ("--start-index", "1")):
+        _bad(
+            ["submit", "slurm", "--run-dir", str(tmp_path / "demo"), "--array", "2", flag, value],
+            f"--run-dir uses the run's frozen spec: drop {flag}",
+            tmp_path,
+        )
+
+
 # --------------------------------------------------------------------------------- shuffle
 def _order(run_dir: Path) -> list[tuple[int, str, int]]:
     return [(x["task_id"], x["variant"], x["trial"]) for x in all_lines(run_dir)]
@@ -446,3 +456,18 @@ def test_agent_options_of_other_strategies_are_refused(tmp_path) -> None:
         "agent strategy 'tool-calling' takes no agent_options",
         tmp_path,
     )
+
+
+def test_doctor_probes_a_few_shot_agents_tool_calls(tmp_path) -> None:
+    _displays(tmp_path / "shots.jsonl", 5)
+    with mock_server() as url:
+        r = emotau_here(
+            "doctor", "--base-url", url, "--model", "scripted-agent", "--user-model",
+            "scripted-user", "--env", TOY, "--agent-strategy", "few-shot",
+            "--few-shot-displays-path", str(tmp_path / "shots.jsonl"), "--format", "json",
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    agent = next(x for x in json.loads(r.stdout) if x["role"] == "agent")
+    checks = {c["check"]: c["status"] for c in agent["checks"]}
+    assert checks.get("tools (auto)") == "ok", checks

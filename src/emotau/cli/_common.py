@@ -96,9 +96,10 @@ def spec_options(fn: Any) -> Any:
         ),
         click.option("--out", help="Parent directory of run directories [runs]."),
     ]
+    fn = legacy_options(fn)  # listed after emotau's own
     for opt in reversed(opts):
         fn = opt(fn)
-    return legacy_options(fn)
+    return fn
 
 
 def spec_from_options(opts: dict[str, Any]) -> Any:

@@ -154,6 +154,14 @@ EQUIVALENTS: Mapping[str, Equivalent] = MappingProxyType(
 )
 
 
+#: the predecessor flags that shape a new run's spec (`submit --run-dir` refuses them: its
+#: spec is frozen)
+LEGACY_IDENTITY_FLAGS = (
+    "env", "task_split", "start_index", "end_index", "shuffle", "log_dir", "model_provider",
+    "user_model_provider", "platform", "few_shot_displays_path", "few_shot_examples",
+)  # fmt: skip
+
+
 def unknown_option_message(flag: str) -> str | None:
     """The one-line message for a flag emotau does not take but the table knows, else None."""
     eq = EQUIVALENTS.get(flag)
@@ -212,8 +220,8 @@ def legacy_options(fn: Any) -> Any:
             "--environment",
             "env",
             metavar="NAME",
-            help="tau-bench's run.py: retail or airline is --domain tau-bench:retail / "
-            "tau-bench:airline; any other name is read as --domain.",
+            help="tau-bench's run.py: retail or airline runs that tau-bench domain "
+            "(tau-bench:retail); any other name is read as --domain.",
         ),
         click.option(
             "--task-split",
@@ -224,12 +232,14 @@ def legacy_options(fn: Any) -> Any:
         click.option(
             "--start-index",
             type=click.IntRange(0),
+            metavar="N",
             help="tau-bench's run.py: run tasks from this index on (with --end-index: a "
             "--task-ids range).",
         ),
         click.option(
             "--end-index",
             type=click.IntRange(-1),
+            metavar="N",
             help="tau-bench's run.py: run tasks before this index (-1: to the last one).",
         ),
         click.option(
@@ -268,6 +278,7 @@ def legacy_options(fn: Any) -> Any:
         click.option(
             "--few-shot-examples",
             type=click.IntRange(1, 100),
+            metavar="N",
             help="Example conversations in each few-shot prompt [5].",
         ),
     ]
