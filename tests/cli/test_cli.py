@@ -129,7 +129,10 @@ def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) 
         (["--variants", "anger:extreme"], "allowed: mild, moderate, severe"),
         (["--domain", "nowhere"], "unknown domain 'nowhere'; allowed: hotel"),
         (["--domain", "no_such_mod:X"], "cannot import domain module"),
-        (["--agent-strategy", "magic"], "unknown agent strategy 'magic'; allowed: act, react"),
+        (
+            ["--agent-strategy", "magic"],
+            "unknown agent strategy 'magic'; allowed: act, few-shot, react",
+        ),
         (["--user-strategy", "psychic"], "unknown user strategy 'psychic'; allowed: llm"),
         (["--task-ids", "1,999"], "task id 999 out of range"),
         (["--task-ids", "1,x"], "comma-separated integers"),

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from emotau.cli._legacy import finish_spec, legacy_options, legacy_overrides
+
 EXIT_USAGE = 2
 
 
@@ -49,8 +51,6 @@ def spec_options(fn: Any) -> Any:
         click.option("--experiment-name", "--name", help="Run directory name under --out [demo]."),
         click.option(
             "--domain",
-            "--env",
-            "--environment",
             "domain",
             help="Domain: hotel, or package.module:object [hotel].",
         ),
@@ -66,14 +66,20 @@ def spec_options(fn: Any) -> Any:
             help="TOML/YAML file with extra variants (repeatable).",
         ),
         click.option("--num-trials", type=int, help="Trials per task and variant [3]."),
-        click.option("--agent-strategy", help="tool-calling, react or act [tool-calling]."),
+        click.option(
+            "--agent-strategy", help="tool-calling, react, act or few-shot [tool-calling]."
+        ),
         click.option("--user-strategy", help="llm, react, verify or reflection [llm]."),
         click.option("--model", "--agent-model", "model", help="Agent model [scripted]."),
         click.option("--user-model", help="User simulator model [scripted]."),
         click.option("--judge-model", help="Judge model [scripted]."),
         click.option("--base-url", help="OpenAI-compatible base URL for all three roles."),
         click.option("--agent-base-url", help="Base URL of the agent's server."),
-        click.option("--user-base-url", help="Base URL of the user simulator's server."),
+        click.option(
+            "--user-base-url",
+            help="Base URL of the user simulator's server [$USER_MODEL_API_BASE when no "
+            "flag or config sets one].",
+        ),
         click.option("--judge-base-url", help="Base URL of the judge's server."),
         click.option(
             "--api-key-env",
@@ -93,6 +99,7 @@ def spec_options(fn: Any) -> Any:
         ),
         click.option("--out", help="Parent directory of run directories [runs]."),
     ]
+    fn = legacy_options(fn)  # listed after emotau's own
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
@@ -122,7 +129,8 @@ def spec_from_options(opts: dict[str, Any]) -> Any:
         "max_steps": opts["max_steps"],
         "out": opts["out"],
     }
-    return build_spec(opts["config"], overrides | endpoint_overrides(opts))
+    overrides |= endpoint_overrides(opts) | legacy_overrides(opts)
+    return finish_spec(build_spec(opts["config"], overrides), opts)
 
 
 def endpoint_overrides(opts: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from emotau.cli._common import _console, _fail, spec_from_options, spec_options
+from emotau.cli._legacy import LEGACY_IDENTITY_FLAGS
 
 
 class _SchedulerGroup(click.Group):
@@ -122,7 +123,7 @@ def _submit(scheduler: str, opts: dict[str, Any], sched_opts: dict[str, Any]) ->
     from emotau.core import UserError
     from emotau.launch import ServeOptions, plan_submission
 
-    given = [n for n in _IDENTITY_FLAGS if opts.get(n) not in (None, ())]
+    given = [n for n in (*_IDENTITY_FLAGS, *LEGACY_IDENTITY_FLAGS) if opts.get(n) not in (None, ())]
     if opts["run_dir"] and (given or opts.get("variants_file")):
         flags = ", ".join(f"--{n.replace('_', '-')}" for n in given or ["variants_file"])
         raise UserError(f"--run-dir uses the run's frozen spec: drop {flags}")

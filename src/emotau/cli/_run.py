@@ -16,9 +16,10 @@ from emotau.cli._common import (
     spec_from_options,
     spec_options,
 )
+from emotau.cli._legacy import LegacyCommand
 
 
-@click.command()
+@click.command(cls=LegacyCommand)
 @spec_options
 @execution_options
 @click.option(

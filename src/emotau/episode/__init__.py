@@ -14,6 +14,7 @@ from emotau.episode._agents import (
     parse_text_action,
 )
 from emotau.episode._engine import EpisodeSetup, run_episode
+from emotau.episode._fewshot import FewShotAgent, read_displays
 from emotau.episode._prompts import UserPrompt, build_user_prompt, prompt_texts
 from emotau.episode._users import (
     STOP_GAVE_UP,
@@ -39,6 +40,7 @@ __all__ = [
     "AgentStrategy",
     "AgentTurn",
     "EpisodeSetup",
+    "FewShotAgent",
     "LLMUser",
     "ParsedCall",
     "ReactAgent",
@@ -55,5 +57,6 @@ __all__ = [
     "format_text_action",
     "parse_text_action",
     "prompt_texts",
+    "read_displays",
     "run_episode",
 ]

@@ -3,6 +3,8 @@
 - ``tool-calling``: native function calls (OpenAI ``tools``); all calls in a reply are executed.
 - ``react``: the model writes a ``Thought:`` and then one ``Action:`` as JSON text.
 - ``act``: the same without the thought.
+- ``few-shot`` (in ``_fewshot``): ``tool-calling`` whose system prompt also holds example
+  conversations drawn from a displays file (tau-bench's few-shot agent).
 
 A malformed action (bad JSON, unknown tool, wrong arguments, a ``<tool_call>`` written as text
 that cannot be read) is the agent's own mistake: it gets an error observation and the episode
@@ -26,6 +28,7 @@ from emotau.core import (
     InfraError,
     ModelClient,
     Registry,
+    UserError,
     subclass_of,
 )
 
@@ -69,6 +72,24 @@ class AgentStrategy(ABC):
         self.system_prompt = self.build_system_prompt(policy, tools)
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}]
 
+    @classmethod
+    def configured(cls, options: Mapping[str, Any]) -> type[AgentStrategy]:
+        """The strategy set up with a spec's ``agent_options``: the class itself, or a subclass
+        that holds what the options load. Raises :class:`UserError` for options it does not
+        take (by default: any)."""
+        if options:
+            raise UserError(
+                f"agent strategy {cls.name!r} takes no agent_options; got "
+                + ", ".join(sorted(options))
+            )
+        return cls
+
+    @classmethod
+    def options_identity(cls) -> dict[str, Any] | None:
+        """What of a :meth:`configured` strategy's options changes results (hashed into the
+        run's identity), or None when it has no options."""
+        return None
+
     def build_system_prompt(self, policy: str, tools: list[dict[str, Any]]) -> str:
         return policy
 
@@ -87,7 +108,11 @@ class AgentStrategy(ABC):
 AGENT_STRATEGIES: Registry[type[AgentStrategy]] = Registry(
     "agent strategy",
     check=subclass_of(AgentStrategy, named=True),
-    aliases={"tool_calling": "tool-calling", "function-calling": "tool-calling"},
+    aliases={
+        "tool_calling": "tool-calling",
+        "function-calling": "tool-calling",
+        "few_shot": "few-shot",
+    },
 )
 
 

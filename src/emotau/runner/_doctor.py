@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from emotau.core import ChatRequest, ChatResponse, ModelClient, UserError
+from emotau.episode import ToolCallingAgent
 from emotau.models import (
     ClientSettings,
     OpenAIClient,
@@ -467,7 +468,8 @@ async def _diagnose_role(exp: Experiment, role: str, cfg: ModelConfig, probes: i
             else:
                 _fix_for_error(rep, exc, "a plain chat")
             return rep
-        tool_probes = role == "agent" and exp.spec.agent_strategy == "tool-calling"
+        # native tool calls: tool-calling and its subclasses (few-shot)
+        tool_probes = role == "agent" and issubclass(exp.agent_strategy, ToolCallingAgent)
         if role == "agent":
             await _first_request_check(exp, rep, cfg, call, limit, describe, tool_probes)
         if tool_probes:

@@ -159,7 +159,7 @@ def prepare(spec: RunSpec) -> Experiment:
         if sel.label in selections:
             raise UserError(f"variant {sel.label!r} is listed twice")
         selections[sel.label] = sel
-    agent_cls = AGENT_STRATEGIES.get(spec.agent_strategy)
+    agent_cls = AGENT_STRATEGIES.get(spec.agent_strategy).configured(spec.agent_options)
     user_cls = USER_STRATEGIES.get(spec.user_strategy)
     identity = {
         "domain": domain.name,
@@ -179,6 +179,9 @@ def prepare(spec: RunSpec) -> Experiment:
         "tool_choice": spec.tool_choice,
         "seed": spec.seed,
     }
+    options = agent_cls.options_identity()
+    if options is not None:  # only strategies with options: other runs keep their hash
+        identity["agent_options"] = options
     resolved = ResolvedSpec(spec, task_ids, tuple(selections), identity)
     exp = Experiment(resolved, domain, selections, agent_cls, user_cls)
     for role, cfg in exp.roles():

@@ -2,6 +2,7 @@
 
 The grid is every (task, variant, trial). It is ordered canonically (trial, task, variant label)
 so that every process agrees on it, and shard ``i/N`` takes items ``i, i+N, i+2N, ...``.
+``shuffle`` changes only the order in which a shard runs its own items.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gc
 import json
 import logging
 import os
+import random
 import shutil
 import socket
 import time
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 from emotau.core import EpisodeContext, HookSet, RunContext, SpecChangedError, UserError
 from emotau.episode import EpisodeSetup, run_episode
 from emotau.results import (
+    Key,
     Run,
     RunStore,
     ShardWriter,
@@ -123,6 +126,19 @@ def episodes_gc(full_every: int = 100) -> Iterator[None]:
         gc.unfreeze()
 
 
+def shuffled_by_trial(keys: list[Key], seed: int) -> list[Key]:
+    """``keys`` trial by trial (trial 0's first), each trial's episodes in a random order drawn
+    from ``seed``: the order of ``--shuffle`` (tau-bench's shuffles its task order the same way,
+    one trial after another). The same seed and keys give the same order in every process."""
+    rng = random.Random(f"emotau-shuffle:{seed}")
+    out: list[Key] = []
+    for trial in sorted({k[2] for k in keys}):
+        batch = [k for k in keys if k[2] == trial]
+        rng.shuffle(batch)
+        out.extend(batch)
+    return out
+
+
 async def execute(
     exp: Experiment,
     run: Run,
@@ -140,7 +156,8 @@ async def execute(
     totals = {label: counts[label] for label in exp.resolved.variant_labels}
     done = Counter(k[1] for k in mine if k in finished)
     prior = scored_so_far(mine, finished)
-    todo = (k for k in mine if k not in finished)
+    left = [k for k in mine if k not in finished]
+    todo = iter(shuffled_by_trial(left, spec.seed) if spec.shuffle else left)
     run_ctx = RunContext(run.path, str(shard), spec.model_dump(mode="json"), exp.resolved.hash)
     hooks = HookSet(exp.make_hooks(), run_ctx)
     await hooks.start()

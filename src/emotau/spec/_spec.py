@@ -72,6 +72,8 @@ class RunSpec(BaseModel):
     variants_files: list[str] = Field(default_factory=list)
     num_trials: int = Field(default=3, gt=0, le=1000)
     agent_strategy: str = "tool-calling"
+    #: options of the agent strategy, e.g. few-shot's ``displays_path`` and ``examples``
+    agent_options: dict[str, Any] = Field(default_factory=dict)
     user_strategy: str = "llm"
     agent: ModelConfig = Field(default_factory=ModelConfig)
     user: ModelConfig = Field(default_factory=ModelConfig)
@@ -86,6 +88,9 @@ class RunSpec(BaseModel):
     #: consecutive invalid agent actions (bad JSON, unknown tool, tool error) that end an episode
     max_errors: int = Field(default=10, gt=0, le=1000)
     seed: int = 0
+    #: run each trial's episodes in a random order drawn from ``seed`` (tau-bench's
+    #: ``--shuffle``); the order changes no result, so it is not part of the identity
+    shuffle: bool = False
     max_concurrency: int = Field(default=64, gt=0, le=100_000)
     out: str = "runs"
     #: lifecycle hooks that observe every episode (``"name"`` or ``{name, options}``); they
@@ -201,6 +206,12 @@ def build_spec(
             data.pop("task_ids", None)
         elif key == "task_ids":
             data.pop("tasks", None)
+    options = data.get("agent_options")
+    if isinstance(options, dict) and isinstance(options.get("displays_path"), str):
+        displays = Path(options["displays_path"])  # a config's file is found next to it
+        if not displays.is_absolute() and config is not None and not isinstance(config, Mapping):
+            displays = Path(config).parent / displays
+        options["displays_path"] = str(displays.resolve())
     files = data.get("variants_files")
     if isinstance(files, list):  # absolute, so that `emotau resume` works from anywhere
         data["variants_files"] = [
