@@ -244,7 +244,7 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--max-model-len 5"],
          "--max-model-len in --extra-args"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "'unclosed"], "cannot split"),
-        ([*base, "--serve-agent"], "no tool-calling flags known for model 'scripted'"),
+        ([*base, "--serve-agent"], "--serve-agent starts vLLM for the agent's model in each job"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--api-key sk-1"],
          "would be written into the job script"),
         ([*base, "--vllm-command", "vllm serve"], "need --serve-agent/--serve-user"),
