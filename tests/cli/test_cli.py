@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST_RETRIES, emotau, emotau_here, install_plugin
+from helpers import FAST_RETRIES, emotau, emotau_here, install_plugin, mock_server
 
 TOY = "toydomain:ToyDomain"
 
@@ -291,3 +291,44 @@ def test_damaged_run_directory(tmp_path) -> None:
 def test_no_arguments_prints_help() -> None:
     r = emotau_here()
     assert r.returncode == 0 and "Commands:" in r.stdout and "run" in r.stdout
+
+
+def test_missing_episodes_exit_4_with_the_errors_and_the_resume_command(tmp_path) -> None:
+    """Every episode fails (endpoint down, no preflight): exit status 4, the most common error
+    with its count, the resume command that runs them, and no SYNTHETIC label on a table of
+    no results."""
+    dead = "http://127.0.0.1:9/v1"
+    base = ["--config", str(FAST_RETRIES), "--env", TOY, "--task-ids", "0,1", "--num-trials", "1"]
+    r = emotau_here(
+        "run", *base, "--variants", "control", "--model", "scripted-agent", "--base-url", dead,
+        "--no-preflight", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert "0/2 episodes finished (INCOMPLETE)" in r.stdout and "SYNTHETIC" not in r.stdout
+    assert "these results are SYNTHETIC" not in r.stderr
+    lines = r.stderr.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("emotau: incomplete: 2 of the 2"))
+    assert lines[at + 1].split()[:3] == ["2", "x", "agent"], lines[at + 1]
+    assert f"agent model 'scripted-agent' at {dead}: cannot connect" in lines[at + 1]
+    assert len(lines[at + 1]) <= 120  # shortened
+    cmd = lines[at + 2].rsplit(": ", 1)[1]
+    assert cmd == f"emotau resume {tmp_path / 'demo'}", lines[at + 2]
+    # resume exits 4 too while the endpoint is down; the printed command finishes the run
+    again = emotau_here(*cmd.split()[1:], "--no-preflight", "--quiet")
+    assert again.returncode == 4 and "2 of the 2 episodes" in again.stderr, again.stderr
+    with mock_server() as url:
+        done = emotau_here(*cmd.split()[1:], "--base-url", url, "--quiet")
+    assert done.returncode == 0 and "2 episodes run now" in done.stderr, done.stderr
+    assert summary_json(tmp_path / "demo")["complete"]
+    assert "4    run/resume: episodes missing" in emotau_here("--help").stdout
+
+
+def test_a_shard_that_misses_episodes_names_its_shard(tmp_path) -> None:
+    """With --workers too: a worker that misses episodes is no failed worker."""
+    r = emotau(
+        "run", "--config", str(FAST_RETRIES), "--env", TOY, "--num-trials", "1", "--variants",
+        "control", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--no-preflight",
+        "--out", str(tmp_path), "--shard", "1/2", "--workers", "2", "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.rstrip().endswith(f"emotau resume {tmp_path / 'demo'} --shard 1/2")

@@ -1,7 +1,8 @@
 """The `emotau` command group and its entry point, :func:`main`.
 
 User mistakes print one line, ``emotau: error: ...``, and exit with status 2; an endpoint
-that stays down prints ``emotau: infrastructure error: ...`` and exits with status 3.
+that stays down prints ``emotau: infrastructure error: ...`` and exits with status 3; a run
+that leaves episodes as infrastructure errors exits with status 4 (``EXIT_INCOMPLETE``).
 Each command lives in the module of its group; they import their heavy dependencies
 only when they run, so that ``emotau --help`` stays fast.
 """
@@ -37,6 +38,15 @@ def cli() -> None:
 
     Quick start: `emotau run` (built-in hotel domain, scripted models, every variant),
     then `emotau summary runs/demo`.
+
+    \b
+    Exit status:
+      0    done (run/resume: every episode of the grid or --shard finished)
+      1    `status`: the run is not complete yet
+      2    a mistake in the input (one line: emotau: error: ...)
+      3    an endpoint stays down before any episode (emotau: infrastructure error: ...)
+      4    run/resume: episodes missing after infrastructure errors (emotau resume RUN)
+      130  interrupted (finished episodes are saved)
     """
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is None:

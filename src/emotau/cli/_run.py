@@ -136,6 +136,47 @@ def _finish(go: Any, quiet: bool) -> None:
         click.echo("note: scripted models were used; these results are SYNTHETIC", err=True)
     if not quiet:
         _console().print(render_table(summary, title=f"{result.path}"))
+    if stats.get("infra_errors"):
+        _report_missing(result.path, stats)
+
+
+#: how many distinct error messages, and how many characters of each, `_report_missing` shows
+_TOP_ERRORS, _ERROR_WIDTH = 3, 110
+
+
+def _report_missing(path: Any, stats: dict[str, Any]) -> None:
+    """Episodes of this command's grid ended in infrastructure errors: say which errors, how
+    to run them again, and exit with EXIT_INCOMPLETE."""
+    import shlex
+    from collections import Counter
+
+    from emotau.core import EXIT_INCOMPLETE
+
+    failed = int(stats["infra_errors"])
+    tried = failed + int(stats.get("finished", 0))
+    short = Counter[str]()
+    for message, n in (stats.get("errors") or {}).items():
+        text = " ".join(str(message).split()) or "(no message)"
+        if len(text) > _ERROR_WIDTH:
+            text = text[: _ERROR_WIDTH - 3] + "..."
+        short[text] += n
+    click.echo(
+        f"emotau: incomplete: {failed} of the {tried} episodes run now ended in infrastructure "
+        f"errors and are missing from the results; the most common errors:",
+        err=True,
+    )
+    for text, n in short.most_common(_TOP_ERRORS):
+        click.echo(f"  {n:>5} x {text}", err=True)
+    if len(short) > _TOP_ERRORS:
+        click.echo(
+            f"  (and {len(short) - _TOP_ERRORS} other messages; see logs/ in the run directory)",
+            err=True,
+        )
+    shard = str(stats.get("shard") or "0/1")
+    cmd = f"emotau resume {shlex.quote(str(path))}"
+    cmd += "" if shard == "0/1" else f" --shard {shard}"
+    click.echo(f"emotau: once the cause is fixed, run the missing episodes with: {cmd}", err=True)
+    sys.exit(EXIT_INCOMPLETE)
 
 
 @click.command()

@@ -148,6 +148,7 @@ async def execute(
     tasks = exp.domain.tasks()
     writer.start()
     stats = Counter[str]()
+    errors = Counter[str]()  # first line of each infrastructure error -> episodes
 
     async def worker() -> None:
         for task_id, label, trial in todo:
@@ -185,6 +186,7 @@ async def execute(
             stats["finished" if record.finished else "infra_errors"] += 1
             if not record.finished:
                 first = (record.error or "").split("\n", 1)[0]
+                errors[first] += 1
                 log.warning("task %s variant %s trial %s: %s", task_id, label, trial, first)
             progress.update(line)
 
@@ -220,6 +222,7 @@ async def execute(
         "already_finished": sum(done.values()),
         "repaired_bytes": writer.repaired_bytes,
         **stats,
+        "errors": dict(errors.most_common()),
     }
     return run
 
