@@ -150,6 +150,7 @@ def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) 
                 "m",
                 "--agent-base-url",
                 "http://127.0.0.1:9/v1",
+                "--quiet",  # no lines about the preflight's retries (test_preflight_says_...)
             ],
             "agent endpoint http://127.0.0.1:9/v1 cannot be used: cannot connect",
         ),
@@ -332,3 +333,23 @@ def test_a_shard_that_misses_episodes_names_its_shard(tmp_path) -> None:
     )  # fmt: skip
     assert r.returncode == 4, r.stderr
     assert r.stderr.rstrip().endswith(f"emotau resume {tmp_path / 'demo'} --shard 1/2")
+
+
+def test_preflight_says_what_it_waits_for_and_each_retry(tmp_path) -> None:
+    dead = "http://127.0.0.1:9/v1"
+    args = ["run", "--config", str(FAST_RETRIES), "--env", TOY, "--model", "m"]
+    r = emotau_here(*args, "--agent-base-url", dead, "--out", str(tmp_path / "runs"))
+    assert r.returncode == 2, r.stderr
+    *waits, last = r.stderr.strip().splitlines()
+    assert last.startswith("emotau: error: agent endpoint http://127.0.0.1:9/v1 cannot be used")
+    assert len(waits) == 5, waits  # fast-retries.toml keeps the default 6 attempts
+    for n, line in enumerate(waits, 1):
+        assert line.startswith(
+            f"emotau: preflight: waiting for the agent endpoint {dead}: "
+            f"attempt {n} of 6 failed: cannot connect"
+        ), line
+        assert "; next try in 0.0" in line and len(line) <= 180, line
+    assert not (tmp_path / "runs").exists()
+    # --quiet: the error alone
+    q = emotau_here(*args, "--agent-base-url", dead, "--out", str(tmp_path / "runs"), "-q")
+    assert q.returncode == 2 and q.stderr.strip() == last, q.stderr

@@ -43,8 +43,8 @@ def cli() -> None:
     Exit status:
       0    done (run/resume: every episode of the grid or --shard finished)
       1    `status`: the run is not complete yet
-      2    a mistake in the input (one line: emotau: error: ...)
-      3    an endpoint stays down before any episode (emotau: infrastructure error: ...)
+      2    a mistake in the input, or an endpoint the preflight refuses (emotau: error: ...)
+      3    an infrastructure failure outside any episode (emotau: infrastructure error: ...)
       4    run/resume: episodes missing after infrastructure errors (emotau resume RUN)
       130  interrupted (finished episodes are saved)
     """

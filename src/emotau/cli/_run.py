@@ -48,9 +48,17 @@ def run(**opts: Any) -> None:
     shard = Shard.parse(opts["shard"])
     mode = "none" if opts["quiet"] else opts["progress"]
     _finish(
-        lambda: run_experiment(spec, shard, opts["new_run"], make_progress(mode), opts["workers"]),
+        lambda: run_experiment(
+            spec, shard, opts["new_run"], make_progress(mode), opts["workers"],
+            _say_waits(opts["quiet"]),
+        ),
         opts["quiet"],
-    )
+    )  # fmt: skip
+
+
+def _say_waits(quiet: bool) -> Any:
+    """The preflight's retries, one line each on stderr (none with --quiet)."""
+    return None if quiet else (lambda line: click.echo(f"emotau: {line}", err=True))
 
 
 def _plan(spec: Any, new_run: bool) -> None:
@@ -211,6 +219,7 @@ def resume(run_dir: str, **opts: Any) -> None:
             opts["workers"],
             overrides,
             opts["spec_file"],
+            _say_waits(opts["quiet"]),
         ),
         opts["quiet"],
     )
@@ -265,7 +274,12 @@ def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
     _finish(
         lambda: run_shard_task(
-            run_dir, Shard.parse(shard), serve, make_progress("log"), overrides=overrides
+            run_dir,
+            Shard.parse(shard),
+            serve,
+            make_progress("log"),
+            overrides=overrides,
+            on_wait=_say_waits(False),
         ),
         quiet=True,
     )

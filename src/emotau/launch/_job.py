@@ -26,9 +26,11 @@ def run_shard_task(
     progress: Any = None,
     start_server: Callable[..., Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Any:
     """What one job runs: optional vLLM servers for the run's models, then the shard
-    (``overrides``: endpoint changes, as ``emotau resume`` takes them)."""
+    (``overrides``: endpoint changes, as ``emotau resume`` takes them; ``on_wait``: the
+    preflight's retries, as ``emotau resume`` shows them)."""
     from emotau.results import Run
     from emotau.runner import resume
 
@@ -53,7 +55,7 @@ def run_shard_task(
                 overrides[f"{role}.base_url"] = srv.base_url
             for srv in servers:
                 srv.wait_ready()
-        return resume(run.path, shard, progress, 1, overrides)
+        return resume(run.path, shard, progress, 1, overrides, on_wait=on_wait)
     finally:
         for srv in servers:
             srv.stop()

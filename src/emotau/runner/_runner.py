@@ -246,17 +246,19 @@ def run_experiment(
     new_run: bool = False,
     progress: Progress | None = None,
     workers: int = 1,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Run:
     """Synchronous entry point used by the CLI and :func:`emotau.run`.
 
     ``workers > 1`` runs the shard's grid in that many local processes (sub-shards of the same
-    run directory), for when one Python process cannot keep the servers busy.
+    run directory), for when one Python process cannot keep the servers busy. ``on_wait``
+    hears, one line each, of the preflight's retries.
     """
     exp = prepare(spec)
     if spec.preflight:
         from emotau.runner._doctor import preflight
 
-        asyncio.run(preflight(exp))
+        asyncio.run(preflight(exp, on_wait))
     exp, run = open_run_dir(exp, new_run=new_run)
     if workers > 1:
         return run_workers(exp, run, shard, workers, progress)
@@ -277,12 +279,14 @@ def resume(
     workers: int = 1,
     overrides: Mapping[str, Any] | None = None,
     spec_file: str | Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Run:
     """Continue a run from its own frozen spec (no config needed).
 
     ``overrides`` (dotted keys, e.g. ``agent.base_url``, ``max_concurrency``, ``preflight``)
     change how the run is executed; a change to what it measures is refused as usual.
     ``spec_file`` is a full spec as JSON (how ``--workers`` hands the parent's spec on).
+    ``on_wait``: as :func:`run_experiment`'s.
     """
     if spec_file is not None:
         try:
@@ -294,4 +298,4 @@ def resume(
     p = Path(path).resolve()
     data.update({"out": str(p.parent), "experiment_name": p.name})
     spec = build_spec(data, overrides)
-    return run_experiment(spec, shard, False, progress, workers)
+    return run_experiment(spec, shard, False, progress, workers, on_wait)
