@@ -343,6 +343,31 @@ def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
     assert looks[0]["done"] == 12 and looks[-1]["done"] == 24 and looks[-1]["complete"]
 
 
+def test_status_watch_writes_plain_lines_off_a_terminal(tmp_path) -> None:
+    """stdout a pipe: a plain line at once, while the run is unfinished, then one per change
+    (none while nothing changes), the last one when the run completes."""
+    import select
+
+    assert emotau_here(*run_args(tmp_path, "p", "--shard", "0/2")).returncode == 0
+    run = tmp_path / "p"
+    watch = popen("status", str(run), "--watch", "--interval", "0.2")
+    assert watch.stdout is not None
+    ready, _, _ = select.select([watch.stdout], [], [], 30)
+    assert ready and watch.poll() is None, "no line while watching an unfinished run"
+    first = watch.stdout.readline()
+    assert f"{run}: 12/24 episodes (50%), 0 infra errors open" in first, first
+    assert "\x1b" not in first and "┃" not in first  # plain text, no terminal codes
+    time.sleep(1.0)  # five refreshes, nothing changed: no new line
+    assert not select.select([watch.stdout], [], [], 0)[0]
+    r = emotau_here("resume", str(run), "--shard", "1/2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err
+    lines = out.splitlines()
+    assert lines and f"{run}: 24/24 episodes (100%)" in lines[-1] and "ETA done" in lines[-1]
+    assert all(line[2] == ":" and line[5] == ":" for line in lines)  # each starts HH:MM:SS
+
+
 def test_status_counts_writes_of_overlapping_files() -> None:
     from emotau.results._monitor import _shards
 

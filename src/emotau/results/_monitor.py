@@ -312,6 +312,34 @@ def render_status(st: RunStatus, now: float | None = None) -> Any:
     return Group(*parts)
 
 
+def status_line(st: RunStatus, now: float | None = None) -> str:
+    """The status as one plain line (``status --watch`` off a terminal writes one per change):
+    the local time, done/total, open infrastructure errors, rate, ETA, shard states, warnings."""
+    now = time.time() if now is None else now
+    pct = 100 * st.done / st.total if st.total else 100.0
+    infra = sum(row["infra_errors"] for row in st.per_variant.values())
+    rate = "-" if st.rate_per_min is None else f"{st.rate_per_min:.1f}/min"
+    eta = "done" if st.complete else ("-" if st.eta_s is None else _duration(st.eta_s))
+    states = Counter(s.state for s in st.shards)
+    shards = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    line = (
+        f"{time.strftime('%H:%M:%S', time.localtime(now))} {st.path}: {st.done}/{st.total} "
+        f"episodes ({pct:.0f}%), {infra} infra errors open, rate {rate}, ETA {eta}"
+        + (f"; shards: {shards}" if shards else "")
+    )
+    return "; ".join([line, *(f"warning: {w}" for w in st.warnings)])
+
+
+def status_change(st: RunStatus) -> tuple[Any, ...]:
+    """What a plain ``--watch`` line reports a change of (not the clock, the rate or the ETA)."""
+    return (
+        st.done,
+        tuple(row["infra_errors"] for row in st.per_variant.values()),
+        tuple((s.name, s.state) for s in st.shards),
+        tuple(st.warnings),
+    )
+
+
 def _duration(seconds: float) -> str:
     s = max(0, int(seconds))
     if s < 90:
