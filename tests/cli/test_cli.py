@@ -353,3 +353,31 @@ def test_preflight_says_what_it_waits_for_and_each_retry(tmp_path) -> None:
     # --quiet: the error alone
     q = emotau_here(*args, "--agent-base-url", dead, "--out", str(tmp_path / "runs"), "-q")
     assert q.returncode == 2 and q.stderr.strip() == last, q.stderr
+
+
+def test_an_unknown_emotion_is_refused_and_analyze_prints_no_raw_warning(tmp_path) -> None:
+    vf = tmp_path / "rage.toml"
+    vf.write_text('[variants.furious]\nemotion = "rage"\ntext = "You are furious."\n')
+    _bad(
+        ["run", "--env", TOY, "--variants-file", str(vf), "--variants", "control,furious"],
+        f"variants file '{vf}', variant 'furious', field 'emotion': unknown emotion 'rage'; "
+        "allowed: frustration, anxiety, anger, confusion",
+        tmp_path,
+    )
+    _bad(["variants", "list", "--variants-file", str(vf)], "unknown emotion 'rage'", tmp_path)
+    assert not (tmp_path / "runs").exists()
+    # a run from before the check: its records name the emotion; analyze says so in one line
+    vf.write_text('[variants.furious]\nemotion = "anger"\ntext = "You are furious."\n')
+    r = emotau_here(
+        "run", "--env", TOY, "--variants-file", str(vf), "--variants", "control,furious",
+        "--num-trials", "1", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for shard in (tmp_path / "demo" / "episodes").glob("*.jsonl"):
+        shard.write_text(shard.read_text().replace('"emotion":"anger"', '"emotion":"rage"'))
+    a = emotau("analyze", str(tmp_path / "demo"))  # a real process: its real stderr
+    assert a.returncode == 0, a.stderr
+    assert "warning: no score for emotion(s) rage" in a.stderr, a.stderr
+    assert "Warning:" not in a.stderr and ".py:" not in a.stderr, a.stderr
+    summary_md = (tmp_path / "demo" / "report" / "summary.md").read_text()
+    assert "no score for emotion(s) rage" in summary_md  # the report keeps it too
