@@ -381,3 +381,23 @@ def test_an_unknown_emotion_is_refused_and_analyze_prints_no_raw_warning(tmp_pat
     assert "Warning:" not in a.stderr and ".py:" not in a.stderr, a.stderr
     summary_md = (tmp_path / "demo" / "report" / "summary.md").read_text()
     assert "no score for emotion(s) rage" in summary_md  # the report keeps it too
+
+
+def test_resume_of_a_changed_run_offers_only_what_resume_takes(tmp_path) -> None:
+    vf = tmp_path / "v.toml"
+    vf.write_text("[variants.grr]\nemotion = 'anger'\ntext = 'Be cross.'\n")
+    r = emotau_here(
+        "run", "--env", TOY, "--variants", "control,grr", "--variants-file", str(vf),
+        "--num-trials", "1", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    vf.write_text("[variants.grr]\nemotion = 'anger'\ntext = 'Be very cross.'\n")
+    _bad(
+        ["resume", str(tmp_path / "demo")],
+        f"run '{tmp_path / 'demo'}' cannot be resumed: what it measures now resolves "
+        "differently from when it started: variants.grr",
+        tmp_path,
+    )
+    r = emotau_here("resume", str(tmp_path / "demo"))
+    assert "Use --new-run" not in r.stderr and "`emotau run` (--new-run" in r.stderr, r.stderr
+    assert "--new-run" not in emotau_here("resume", "--help").stdout  # indeed not resume's

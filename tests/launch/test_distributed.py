@@ -242,7 +242,7 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
     spaced = tmp_path / "with space"
     cases = [
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--max-model-len 5"],
-         "--max-model-len in --extra-args"),
+         "--max-model-len in --serve-extra-args: use --serve-max-model-len"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "'unclosed"], "cannot split"),
         ([*base, "--serve-agent"], "no tool-calling flags known for model 'scripted'"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--api-key sk-1"],
@@ -267,6 +267,26 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
         (target / "submit" / "jobs.json").write_text(bad)
         r = emotau("submit", "slurm", "--run-dir", str(target), "--array", "2", "--dry-run")
         assert r.returncode == 2 and "jobs.json" in r.stderr, r.stderr
+
+
+def test_submit_names_only_its_own_serve_options(tmp_path) -> None:
+    """The serving checks' messages name `emotau serve`'s flags; submit says its own."""
+    base = ["submit", "slurm", "--out", str(tmp_path), "--experiment-name", "j", *GRID,
+            "--array", "2", "--dry-run", "--base-url", "http://127.0.0.1:9/v1",
+            "--serve-agent"]  # fmt: skip
+    unknown = emotau_here(*base, "--model", "acme/unknown-7b")
+    assert unknown.returncode == 2, unknown.stderr
+    line = unknown.stderr.strip()
+    assert "pass --serve-tool-call-parser NAME, or --serve-tool-call-parser none" in line, line
+    for serve_only in (" --tool-call-parser", "--no-tools", " --extra-args"):
+        assert serve_only not in line, (serve_only, line)
+    qwen = [*base, "--model", "Qwen/Qwen3-8B"]
+    own = emotau_here(*qwen, "--serve-extra-args", "--enable-auto-tool-choice")
+    assert own.returncode == 2 and "--no-tools" not in own.stderr, own.stderr
+    assert "in --serve-extra-args: use --serve-tool-call-parser" in own.stderr, own.stderr
+    # what the message offers works: a server without tool calling
+    ok = emotau_here(*base, "--model", "acme/unknown-7b", "--serve-tool-call-parser", "none")
+    assert ok.returncode == 0 and "--serve-tool-call-parser none" in ok.stdout, ok.stderr
 
 
 def test_resubmit_failed_with_nothing_left(tmp_path, single) -> None:

@@ -90,7 +90,8 @@ def submit_options(fn: Any) -> Any:
         click.option("--serve-max-model-len", type=click.IntRange(1, None),
                      help="Context length of the jobs' vLLM servers."),
         click.option("--serve-tool-call-parser",
-                     help="vLLM tool parser for an agent model family emotau does not know."),
+                     help="vLLM tool parser for an agent model family emotau does not know "
+                     "('none': a server without tool calling)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         fn = opt(fn)

@@ -21,7 +21,13 @@ class UserError(EmotauError):
 
 
 class SpecChangedError(UserError):
-    """Resuming a run directory whose frozen spec differs from the requested one."""
+    """Resuming a run directory whose frozen spec differs from the requested one.
+
+    ``diffs``: the fields that differ, as ``diff_identity`` words them (None when unknown)."""
+
+    def __init__(self, message: str, diffs: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.diffs = diffs
 
 
 class InfraError(EmotauError):

@@ -66,7 +66,8 @@ def open_run_dir(exp: Experiment, new_run: bool = False) -> tuple[Experiment, Ru
             raise SpecChangedError(
                 f"run {str(run_dir)!r} was started with a different spec: "
                 f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run "
-                "beside it, or another --experiment-name"
+                "beside it, or another --experiment-name",
+                diffs,
             )
         name = _new_run_name(Path(spec.out), spec.experiment_name, exp.resolved.hash)
         exp = prepare(spec.model_copy(update={"experiment_name": name}))
@@ -298,4 +299,17 @@ def resume(
     p = Path(path).resolve()
     data.update({"out": str(p.parent), "experiment_name": p.name})
     spec = build_spec(data, overrides)
-    return run_experiment(spec, shard, False, progress, workers, on_wait)
+    try:
+        return run_experiment(spec, shard, False, progress, workers, on_wait)
+    except SpecChangedError as exc:
+        if exc.diffs is None:
+            raise
+        # its own frozen spec now resolves to another identity: something it reads from
+        # disk or from emotau (a variants file, the domain's tasks) is not what it was
+        raise SpecChangedError(
+            f"run {str(path)!r} cannot be resumed: what it measures now resolves differently "
+            f"from when it started: {'; '.join(exc.diffs) or 'hash differs'} (a variants "
+            "file or the domain changed?). Restore what changed to resume it, or start a new "
+            "run with `emotau run` (--new-run starts one beside it)",
+            exc.diffs,
+        ) from None
