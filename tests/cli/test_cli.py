@@ -401,3 +401,43 @@ def test_resume_of_a_changed_run_offers_only_what_resume_takes(tmp_path) -> None
     r = emotau_here("resume", str(tmp_path / "demo"))
     assert "Use --new-run" not in r.stderr and "`emotau run` (--new-run" in r.stderr, r.stderr
     assert "--new-run" not in emotau_here("resume", "--help").stdout  # indeed not resume's
+
+
+FOLDED = (
+    "hotel, tau-bench:airline, tau-bench:retail[:dev|:train], tau2:airline[:test|:train], "
+    "tau2:mock, tau2:retail[:test|:train], tau2:telecom[:full|:small|:test|:train], "
+    "or package.module:object"
+)
+
+
+@pytest.mark.parametrize(
+    ("domain", "needle"),
+    [
+        ("taubench:airline", "domain 'taubench:airline' (did you mean 'tau-bench:airline'?)"),
+        ("tau_bench:airline:test", "(did you mean 'tau-bench:airline:test'?); allowed: " + FOLDED),
+        ("nowhere", "unknown domain 'nowhere'; allowed: " + FOLDED),
+        ("no_such_mod:X", "cannot import domain module 'no_such_mod': No module named "),
+        ("no_such_mod:X", "; the domains: " + FOLDED),
+    ],
+)
+def test_a_wrong_domain_says_which_are_accepted(tmp_path, domain, needle) -> None:
+    _bad(["run", "--domain", domain, "--out", str(tmp_path / "runs")], needle, tmp_path)
+
+
+def test_a_domain_with_its_split_is_a_domain(tmp_path) -> None:
+    """`tau-bench:airline:test` is tau-bench's airline domain (its test split), not a module."""
+    import importlib.util
+
+    r = emotau_here("run", "--domain", "tau-bench:airline:test", "--plan", cwd=tmp_path)
+    assert "cannot import domain module" not in r.stderr, r.stderr
+    if importlib.util.find_spec("tau_bench") is None:
+        assert r.returncode == 2 and "tau-bench is not installed" in r.stderr, r.stderr
+    else:
+        assert r.returncode == 0 and "domain tau-bench:airline," in r.stdout, r.stdout
+
+
+def test_help_lists_the_domain_names() -> None:
+    top = " ".join(emotau_here("--help").stdout.split())
+    assert "Domains (--domain): " + FOLDED in top, top
+    run_help = " ".join(emotau_here("run", "--help").stdout.split())
+    assert "Domain [hotel]: " + FOLDED in run_help, run_help

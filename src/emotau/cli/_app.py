@@ -14,14 +14,27 @@ import sys
 import click
 
 from emotau.cli._analysis import analyze, compare
-from emotau.cli._common import _fail
+from emotau.cli._common import _fail, domain_names, names_help
 from emotau.cli._launch import collect, status, submit
 from emotau.cli._run import resume, run, shard_task, summary
 from emotau.cli._serving import doctor, mock_server, serve_command
 from emotau.cli._variants import variants
 
 
+class _App(click.Group):
+    """The command group; its help ends with the installed domains (listed only then)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(
+                names_help("Domains (--domain)", domain_names(), "package.module:object", 76)
+            )
+
+
 @click.group(
+    cls=_App,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     invoke_without_command=True,
     commands=[
