@@ -15,7 +15,7 @@ import pytest
 
 from emotau.launch import check_array, compress, node_local_warning, plan_submission
 from emotau.results._monitor import run_status
-from helpers import all_lines, emotau, emotau_here, popen
+from helpers import FAST_RETRIES, all_lines, emotau, emotau_here, mock_server, popen
 
 GRID = ["--tasks", "4", "--num-trials", "2", "--variants", "control,anger,confusion"]
 
@@ -386,6 +386,31 @@ def test_status_watch_writes_plain_lines_off_a_terminal(tmp_path) -> None:
     lines = out.splitlines()
     assert lines and f"{run}: 24/24 episodes (100%)" in lines[-1] and "ETA done" in lines[-1]
     assert all(line[2] == ":" and line[5] == ":" for line in lines)  # each starts HH:MM:SS
+
+
+def test_status_counts_open_infra_errors_the_same_per_variant_and_per_shard(tmp_path) -> None:
+    """One meaning, both tables: episodes whose infrastructure error no resume has fixed yet
+    (every infra-error line of a file is there too, as infra_error_lines)."""
+    base = ["--out", str(tmp_path), "--tasks", "2", "--num-trials", "1", "--variants", "control",
+            "--model", "scripted-agent", "--quiet"]  # fmt: skip
+    r = emotau_here("run", *base, "--config", str(FAST_RETRIES), "--no-preflight",
+                    "--base-url", "http://127.0.0.1:9/v1")  # fmt: skip
+    assert r.returncode == 4, r.stderr
+
+    def look() -> tuple[int, int, int, str]:
+        st = emotau_here("status", str(tmp_path / "demo"), "--format", "json")
+        data = json.loads(st.stdout)
+        (shard,) = data["shards"]
+        table = " ".join(emotau_here("status", str(tmp_path / "demo")).stdout.split())
+        return (data["per_variant"]["control"]["infra_errors"], shard["infra_errors"],
+                shard["infra_error_lines"], table)  # fmt: skip
+
+    assert look()[:3] == (2, 2, 2)
+    with mock_server() as url:
+        assert emotau_here("resume", str(tmp_path / "demo"), "--base-url", url).returncode == 0
+    variant, shard, lines, table = look()
+    assert (variant, shard, lines) == (0, 0, 2)  # fixed: none open, two lines on record
+    assert table.count("infra errors (open)") == 2, table
 
 
 def test_status_counts_writes_of_overlapping_files() -> None:
