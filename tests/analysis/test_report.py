@@ -244,6 +244,14 @@ def test_compare_two_runs_matches_hand_counts(tmp_path, run_dir) -> None:
     assert r.returncode == 0, r.stderr
     assert "| anger |" in r.stdout
     assert (tmp_path / "cmp" / "compare.csv").is_file()
+    # each table names each column once (the drops are a table of their own)
+    tables = [line for line in r.stdout.splitlines() if line.startswith("| variant |")]
+    assert len(tables) == 2, r.stdout
+    for header in tables:
+        cells = [c.strip() for c in header.strip("|").split("|")]
+        assert len(cells) == len(set(cells)), cells
+    assert "## Difference from control (points; negative: a drop)" in r.stdout
+    assert (tmp_path / "cmp" / "compare.md").read_text().strip() == r.stdout.strip()
 
 
 def test_compare_refuses_runs_that_share_no_variant(tmp_path, run_dir) -> None:

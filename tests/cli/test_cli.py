@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST_RETRIES, emotau, emotau_here, install_plugin
+from helpers import FAST_RETRIES, emotau, emotau_here, install_plugin, mock_server
 
 TOY = "toydomain:ToyDomain"
 
@@ -153,6 +153,7 @@ def _bad(args: list[str], needle: str, tmp_path: Path, cwd: Path | None = None) 
                 "m",
                 "--agent-base-url",
                 "http://127.0.0.1:9/v1",
+                "--quiet",  # no lines about the preflight's retries (test_preflight_says_...)
             ],
             "agent endpoint http://127.0.0.1:9/v1 cannot be used: cannot connect",
         ),
@@ -294,3 +295,152 @@ def test_damaged_run_directory(tmp_path) -> None:
 def test_no_arguments_prints_help() -> None:
     r = emotau_here()
     assert r.returncode == 0 and "Commands:" in r.stdout and "run" in r.stdout
+
+
+def test_missing_episodes_exit_4_with_the_errors_and_the_resume_command(tmp_path) -> None:
+    """Every episode fails (endpoint down, no preflight): exit status 4, the most common error
+    with its count, the resume command that runs them, and no SYNTHETIC label on a table of
+    no results."""
+    dead = "http://127.0.0.1:9/v1"
+    base = ["--config", str(FAST_RETRIES), "--env", TOY, "--task-ids", "0,1", "--num-trials", "1"]
+    r = emotau_here(
+        "run", *base, "--variants", "control", "--model", "scripted-agent", "--base-url", dead,
+        "--no-preflight", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert "0/2 episodes finished (INCOMPLETE)" in r.stdout and "SYNTHETIC" not in r.stdout
+    assert "these results are SYNTHETIC" not in r.stderr
+    lines = r.stderr.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("emotau: incomplete: 2 of the 2"))
+    assert lines[at + 1].split()[:3] == ["2", "x", "agent"], lines[at + 1]
+    assert f"agent model 'scripted-agent' at {dead}: cannot connect" in lines[at + 1]
+    assert len(lines[at + 1]) <= 120  # shortened
+    cmd = lines[at + 2].rsplit(": ", 1)[1]
+    assert cmd == f"emotau resume {tmp_path / 'demo'}", lines[at + 2]
+    # resume exits 4 too while the endpoint is down; the printed command finishes the run
+    again = emotau_here(*cmd.split()[1:], "--no-preflight", "--quiet")
+    assert again.returncode == 4 and "2 of the 2 episodes" in again.stderr, again.stderr
+    with mock_server() as url:
+        done = emotau_here(*cmd.split()[1:], "--base-url", url, "--quiet")
+    assert done.returncode == 0 and "2 episodes run now" in done.stderr, done.stderr
+    assert summary_json(tmp_path / "demo")["complete"]
+    assert "4    run/resume: episodes missing" in emotau_here("--help").stdout
+
+
+def test_a_shard_that_misses_episodes_names_its_shard(tmp_path) -> None:
+    """With --workers too: a worker that misses episodes is no failed worker."""
+    r = emotau(
+        "run", "--config", str(FAST_RETRIES), "--env", TOY, "--num-trials", "1", "--variants",
+        "control", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--no-preflight",
+        "--out", str(tmp_path), "--shard", "1/2", "--workers", "2", "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.rstrip().endswith(f"emotau resume {tmp_path / 'demo'} --shard 1/2")
+
+
+def test_preflight_says_what_it_waits_for_and_each_retry(tmp_path) -> None:
+    dead = "http://127.0.0.1:9/v1"
+    args = ["run", "--config", str(FAST_RETRIES), "--env", TOY, "--model", "m"]
+    r = emotau_here(*args, "--agent-base-url", dead, "--out", str(tmp_path / "runs"))
+    assert r.returncode == 2, r.stderr
+    *waits, last = r.stderr.strip().splitlines()
+    assert last.startswith("emotau: error: agent endpoint http://127.0.0.1:9/v1 cannot be used")
+    assert len(waits) == 5, waits  # fast-retries.toml keeps the default 6 attempts
+    for n, line in enumerate(waits, 1):
+        assert line.startswith(
+            f"emotau: preflight: waiting for the agent endpoint {dead}: "
+            f"attempt {n} of 6 failed: cannot connect"
+        ), line
+        assert "; next try in 0.0" in line and len(line) <= 180, line
+    assert not (tmp_path / "runs").exists()
+    # --quiet: the error alone
+    q = emotau_here(*args, "--agent-base-url", dead, "--out", str(tmp_path / "runs"), "-q")
+    assert q.returncode == 2 and q.stderr.strip() == last, q.stderr
+
+
+def test_an_unknown_emotion_is_refused_and_analyze_prints_no_raw_warning(tmp_path) -> None:
+    vf = tmp_path / "rage.toml"
+    vf.write_text('[variants.furious]\nemotion = "rage"\ntext = "You are furious."\n')
+    _bad(
+        ["run", "--env", TOY, "--variants-file", str(vf), "--variants", "control,furious"],
+        f"variants file '{vf}', variant 'furious', field 'emotion': unknown emotion 'rage'; "
+        "allowed: frustration, anxiety, anger, confusion",
+        tmp_path,
+    )
+    _bad(["variants", "list", "--variants-file", str(vf)], "unknown emotion 'rage'", tmp_path)
+    assert not (tmp_path / "runs").exists()
+    # a run from before the check: its records name the emotion; analyze says so in one line
+    vf.write_text('[variants.furious]\nemotion = "anger"\ntext = "You are furious."\n')
+    r = emotau_here(
+        "run", "--env", TOY, "--variants-file", str(vf), "--variants", "control,furious",
+        "--num-trials", "1", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for shard in (tmp_path / "demo" / "episodes").glob("*.jsonl"):
+        shard.write_text(shard.read_text().replace('"emotion":"anger"', '"emotion":"rage"'))
+    a = emotau("analyze", str(tmp_path / "demo"))  # a real process: its real stderr
+    assert a.returncode == 0, a.stderr
+    assert "warning: no score for emotion(s) rage" in a.stderr, a.stderr
+    assert "Warning:" not in a.stderr and ".py:" not in a.stderr, a.stderr
+    summary_md = (tmp_path / "demo" / "report" / "summary.md").read_text()
+    assert "no score for emotion(s) rage" in summary_md  # the report keeps it too
+
+
+def test_resume_of_a_changed_run_offers_only_what_resume_takes(tmp_path) -> None:
+    vf = tmp_path / "v.toml"
+    vf.write_text("[variants.grr]\nemotion = 'anger'\ntext = 'Be cross.'\n")
+    r = emotau_here(
+        "run", "--env", TOY, "--variants", "control,grr", "--variants-file", str(vf),
+        "--num-trials", "1", "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    vf.write_text("[variants.grr]\nemotion = 'anger'\ntext = 'Be very cross.'\n")
+    _bad(
+        ["resume", str(tmp_path / "demo")],
+        f"run '{tmp_path / 'demo'}' cannot be resumed: what it measures now resolves "
+        "differently from when it started: variants.grr",
+        tmp_path,
+    )
+    r = emotau_here("resume", str(tmp_path / "demo"))
+    assert "Use --new-run" not in r.stderr and "`emotau run` (--new-run" in r.stderr, r.stderr
+    assert "--new-run" not in emotau_here("resume", "--help").stdout  # indeed not resume's
+
+
+FOLDED = (
+    "hotel, tau-bench:airline, tau-bench:retail[:dev|:train], tau2:airline[:test|:train], "
+    "tau2:mock, tau2:retail[:test|:train], tau2:telecom[:full|:small|:test|:train], "
+    "or package.module:object"
+)
+
+
+@pytest.mark.parametrize(
+    ("domain", "needle"),
+    [
+        ("taubench:airline", "domain 'taubench:airline' (did you mean 'tau-bench:airline'?)"),
+        ("tau_bench:airline:test", "(did you mean 'tau-bench:airline:test'?); allowed: " + FOLDED),
+        ("nowhere", "unknown domain 'nowhere'; allowed: " + FOLDED),
+        ("no_such_mod:X", "cannot import domain module 'no_such_mod': No module named "),
+        ("no_such_mod:X", "; the domains: " + FOLDED),
+    ],
+)
+def test_a_wrong_domain_says_which_are_accepted(tmp_path, domain, needle) -> None:
+    _bad(["run", "--domain", domain, "--out", str(tmp_path / "runs")], needle, tmp_path)
+
+
+def test_a_domain_with_its_split_is_a_domain(tmp_path) -> None:
+    """`tau-bench:airline:test` is tau-bench's airline domain (its test split), not a module."""
+    import importlib.util
+
+    r = emotau_here("run", "--domain", "tau-bench:airline:test", "--plan", cwd=tmp_path)
+    assert "cannot import domain module" not in r.stderr, r.stderr
+    if importlib.util.find_spec("tau_bench") is None:
+        assert r.returncode == 2 and "tau-bench is not installed" in r.stderr, r.stderr
+    else:
+        assert r.returncode == 0 and "domain tau-bench:airline," in r.stdout, r.stdout
+
+
+def test_help_lists_the_domain_names() -> None:
+    top = " ".join(emotau_here("--help").stdout.split())
+    assert "Domains (--domain): " + FOLDED in top, top
+    run_help = " ".join(emotau_here("run", "--help").stdout.split())
+    assert "Domain [hotel]: " + FOLDED in run_help, run_help

@@ -113,9 +113,12 @@ def test_unknown_names_list_the_installed_ones(install) -> None:
     with pytest.raises(UserError) as err:
         reg.get("nope")
     assert (
-        str(err.value) == "unknown agent strategy 'nope'; allowed: act, few-shot, mine, react, tool-calling"
+        str(err.value)
+        == "unknown agent strategy 'nope'; allowed: act, few-shot, mine, react, tool-calling"
     )
-    with pytest.raises(UserError, match="unknown agent strategy 'nope:x'; allowed: act, few-shot, mine"):
+    with pytest.raises(
+        UserError, match="unknown agent strategy 'nope:x'; allowed: act, few-shot, mine"
+    ):
         reg.resolve("nope:x")
     with pytest.raises(UserError, match=r"'hotel'; allowed: none installed$"):
         Registry("activation backend").get("hotel")

@@ -81,12 +81,12 @@ def test_toml_and_yaml_files(tmp_path) -> None:
         '[variants.grief.text]\nmild = "a"\nmoderate = "b"\nsevere = "c"\n'
     )
     y = tmp_path / "v.yaml"
-    y.write_text("variants:\n  sleepy:\n    emotion: fatigue\n    text: Yawn a lot.\n")
+    y.write_text("variants:\n  sleepy:\n    emotion: confusion\n    text: Yawn a lot.\n")
     lib = VariantLibrary.default([t, y])
     assert lib.select("impatient:severe").text == "Be terse."
     assert lib.select("grief:mild").text == "a"
     assert lib["impatient"].phrases["mild"] == ("Hurry.",)
-    assert lib.select("sleepy+anger").emotions == ["fatigue", "anger"]
+    assert lib.select("sleepy+anger").emotions == ["confusion", "anger"]
     assert lib["grief"].emotion is None  # a placebo-like custom variant
 
 
@@ -102,6 +102,13 @@ def test_toml_and_yaml_files(tmp_path) -> None:
         ("a.toml", "[variants.x.text]\nmild='a'\n", "field 'text.moderate': missing"),
         ("a.toml", "[variants.x.text]\nhuge='a'\n", "field 'text.huge'"),
         ("a.toml", "[variants.x]\nemotion='anger'\n", "field 'text': a variant with an emotion"),
+        (
+            "a.toml",
+            "[variants.x]\nemotion='rage'\ntext='t'\n",
+            "variant 'x', field 'emotion': unknown emotion 'rage'; "
+            "allowed: frustration, anxiety, anger, confusion",
+        ),
+        ("a.yaml", "variants:\n  x:\n    emotion: Anger\n    text: t\n", "unknown emotion 'Anger'"),
         ("a.toml", "[variants.x]\ntext='t'\nphrases={mild=[1]}\n", "field 'phrases.mild'"),
         ("a.toml", "variants = 3\n", "field 'variants'"),
         ("a.toml", "[variants.x\n", "invalid TOML"),

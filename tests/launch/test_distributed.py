@@ -15,7 +15,7 @@ import pytest
 
 from emotau.launch import check_array, compress, node_local_warning, plan_submission
 from emotau.results._monitor import run_status
-from helpers import all_lines, emotau, emotau_here, popen
+from helpers import FAST_RETRIES, all_lines, emotau, emotau_here, mock_server, popen
 
 GRID = ["--tasks", "4", "--num-trials", "2", "--variants", "control,anger,confusion"]
 
@@ -242,7 +242,7 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
     spaced = tmp_path / "with space"
     cases = [
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--max-model-len 5"],
-         "--max-model-len in --extra-args"),
+         "--max-model-len in --serve-extra-args: use --serve-max-model-len"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "'unclosed"], "cannot split"),
         ([*base, "--serve-agent"], "--serve-agent starts vLLM for the agent's model in each job"),
         ([*base, *qwen, "--serve-agent", "--serve-extra-args", "--api-key sk-1"],
@@ -267,6 +267,26 @@ def test_submit_refuses_what_would_fail_in_every_job(tmp_path, single) -> None:
         (target / "submit" / "jobs.json").write_text(bad)
         r = emotau("submit", "slurm", "--run-dir", str(target), "--array", "2", "--dry-run")
         assert r.returncode == 2 and "jobs.json" in r.stderr, r.stderr
+
+
+def test_submit_names_only_its_own_serve_options(tmp_path) -> None:
+    """The serving checks' messages name `emotau serve`'s flags; submit says its own."""
+    base = ["submit", "slurm", "--out", str(tmp_path), "--experiment-name", "j", *GRID,
+            "--array", "2", "--dry-run", "--base-url", "http://127.0.0.1:9/v1",
+            "--serve-agent"]  # fmt: skip
+    unknown = emotau_here(*base, "--model", "acme/unknown-7b")
+    assert unknown.returncode == 2, unknown.stderr
+    line = unknown.stderr.strip()
+    assert "pass --serve-tool-call-parser NAME, or --serve-tool-call-parser none" in line, line
+    for serve_only in (" --tool-call-parser", "--no-tools", " --extra-args"):
+        assert serve_only not in line, (serve_only, line)
+    qwen = [*base, "--model", "Qwen/Qwen3-8B"]
+    own = emotau_here(*qwen, "--serve-extra-args", "--enable-auto-tool-choice")
+    assert own.returncode == 2 and "--no-tools" not in own.stderr, own.stderr
+    assert "in --serve-extra-args: use --serve-tool-call-parser" in own.stderr, own.stderr
+    # what the message offers works: a server without tool calling
+    ok = emotau_here(*base, "--model", "acme/unknown-7b", "--serve-tool-call-parser", "none")
+    assert ok.returncode == 0 and "--serve-tool-call-parser none" in ok.stdout, ok.stderr
 
 
 def test_resubmit_failed_with_nothing_left(tmp_path, single) -> None:
@@ -341,6 +361,56 @@ def test_status_watch_follows_the_run_until_it_completes(tmp_path) -> None:
     looks = [json.loads(line) for line in out.splitlines()]
     assert jsonl.returncode == 0 and len(looks) >= 2, err
     assert looks[0]["done"] == 12 and looks[-1]["done"] == 24 and looks[-1]["complete"]
+
+
+def test_status_watch_writes_plain_lines_off_a_terminal(tmp_path) -> None:
+    """stdout a pipe: a plain line at once, while the run is unfinished, then one per change
+    (none while nothing changes), the last one when the run completes."""
+    import select
+
+    assert emotau_here(*run_args(tmp_path, "p", "--shard", "0/2")).returncode == 0
+    run = tmp_path / "p"
+    watch = popen("status", str(run), "--watch", "--interval", "0.2")
+    assert watch.stdout is not None
+    ready, _, _ = select.select([watch.stdout], [], [], 30)
+    assert ready and watch.poll() is None, "no line while watching an unfinished run"
+    first = watch.stdout.readline()
+    assert f"{run}: 12/24 episodes (50%), 0 infra errors open" in first, first
+    assert "\x1b" not in first and "┃" not in first  # plain text, no terminal codes
+    time.sleep(1.0)  # five refreshes, nothing changed: no new line
+    assert not select.select([watch.stdout], [], [], 0)[0]
+    r = emotau_here("resume", str(run), "--shard", "1/2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err
+    lines = out.splitlines()
+    assert lines and f"{run}: 24/24 episodes (100%)" in lines[-1] and "ETA done" in lines[-1]
+    assert all(line[2] == ":" and line[5] == ":" for line in lines)  # each starts HH:MM:SS
+
+
+def test_status_counts_open_infra_errors_the_same_per_variant_and_per_shard(tmp_path) -> None:
+    """One meaning, both tables: episodes whose infrastructure error no resume has fixed yet
+    (every infra-error line of a file is there too, as infra_error_lines)."""
+    base = ["--out", str(tmp_path), "--tasks", "2", "--num-trials", "1", "--variants", "control",
+            "--model", "scripted-agent", "--quiet"]  # fmt: skip
+    r = emotau_here("run", *base, "--config", str(FAST_RETRIES), "--no-preflight",
+                    "--base-url", "http://127.0.0.1:9/v1")  # fmt: skip
+    assert r.returncode == 4, r.stderr
+
+    def look() -> tuple[int, int, int, str]:
+        st = emotau_here("status", str(tmp_path / "demo"), "--format", "json")
+        data = json.loads(st.stdout)
+        (shard,) = data["shards"]
+        table = " ".join(emotau_here("status", str(tmp_path / "demo")).stdout.split())
+        return (data["per_variant"]["control"]["infra_errors"], shard["infra_errors"],
+                shard["infra_error_lines"], table)  # fmt: skip
+
+    assert look()[:3] == (2, 2, 2)
+    with mock_server() as url:
+        assert emotau_here("resume", str(tmp_path / "demo"), "--base-url", url).returncode == 0
+    variant, shard, lines, table = look()
+    assert (variant, shard, lines) == (0, 0, 2)  # fixed: none open, two lines on record
+    assert table.count("infra errors (open)") == 2, table
 
 
 def test_status_counts_writes_of_overlapping_files() -> None:

@@ -78,7 +78,7 @@ def test_faults_never_change_a_score_and_resume_finishes(tmp_path) -> None:
         # a stingy retry budget first, so some episodes end as infrastructure errors
         stingy = _config(tmp_path, url, timeout=0.5, budget=0, attempts=2)
         r = emotau_here(*base, "--config", str(stingy), "--experiment-name", "faulty")
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 4 and "emotau resume" in r.stderr, r.stderr  # missing episodes
         lines = all_lines(tmp_path / "faulty")
         infra = [x for x in lines if x["status"] == "infra_error"]
         assert infra, "the stingy budget should leave some infrastructure errors"
@@ -497,7 +497,7 @@ def test_a_key_echoed_by_the_server_is_redacted(tmp_path, echo_server, secret) -
         del os.environ["EMOTAU_ECHO_KEY"]
     assert pre.returncode == 2 and "HTTP 401" in pre.stderr and "***" in pre.stderr
     assert doc.returncode == 1 and "***" in doc.stdout
-    assert run.returncode == 0
+    assert run.returncode == 4  # every episode is missing
     records = all_lines(tmp_path / "b" / "demo")
     assert records and all(r["status"] == "infra_error" and "***" in r["error"] for r in records)
     for text in (pre.stdout, pre.stderr, doc.stdout, doc.stderr, run.stdout, run.stderr):
@@ -625,7 +625,7 @@ def test_workers_and_resume_use_the_current_endpoints(tmp_path) -> None:
     fast = tmp_path / "fast.toml"
     fast.write_text("[retry]\nmax_attempts = 1\n")
     r = emotau_here("run", *base, "--base-url", dead, "--no-preflight", "--config", str(fast))
-    assert r.returncode == 0 and "2 infrastructure errors" in r.stderr, r.stderr
+    assert r.returncode == 4 and "2 infrastructure errors" in r.stderr, r.stderr
     with mock_server("--skill", "1.0") as url:
         r = emotau("run", *base, "--base-url", url, "--workers", "2", "--config", str(fast))
         assert r.returncode == 0 and "2 episodes run now" in r.stderr, r.stderr
@@ -643,7 +643,7 @@ def test_workers_and_resume_use_the_current_endpoints(tmp_path) -> None:
             "--config",
             str(fast),
         )
-        assert "4 infrastructure errors" in r.stderr, r.stderr
+        assert r.returncode == 4 and "4 infrastructure errors" in r.stderr, r.stderr
         r = emotau_here("resume", str(tmp_path / "moved"), "--base-url", url, "--quiet")
         assert r.returncode == 0 and "4 episodes run now" in r.stderr, r.stderr
     s = json.loads(emotau_here("summary", str(tmp_path / "moved"), "--format", "json").stdout)

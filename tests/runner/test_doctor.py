@@ -34,9 +34,10 @@ def _checks(report: dict) -> dict[str, tuple[str, str]]:
 
 
 def _refused(r: object, tmp_path: Path) -> str:
-    """The one-line refusal of a run that never started."""
+    """The one-line refusal of a run that never started (after a line per preflight retry)."""
     assert r.returncode == 2, (r.stdout, r.stderr)  # type: ignore[attr-defined]
     lines = r.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    lines = [x for x in lines if not x.startswith("emotau: preflight: waiting for the ")]
     assert len(lines) == 1, lines
     assert not (tmp_path / "demo").exists()  # no run directory
     return lines[0]
@@ -123,8 +124,11 @@ def test_a_server_error_on_tools_is_no_missing_flag(tmp_path) -> None:
         assert "the server failed on a request with tools (HTTP 500): see the server's log" in fixes
         assert "--enable-auto-tool-choice" not in fixes and "rejects" not in fixes
         assert "latency" in _checks(agent)  # the chat's single attempt
-        line = _refused(_run(tmp_path, url, *ROLES, "--config", str(FAST_RETRIES)), tmp_path)
+        r = _run(tmp_path, url, *ROLES, "--config", str(FAST_RETRIES))
+        line = _refused(r, tmp_path)
         assert "HTTP 500" in line and "the server failed: see its log" in line
+        waits = r.stderr.splitlines()[:-1]  # each retry of the preflight's request, said
+        assert len(waits) == 5 and all("attempt" in x and "HTTP 500" in x for x in waits), waits
         assert "--enable-auto-tool-choice" not in line
     with mock_server("--reject-tools") as url:  # a 400 is the missing flag
         agent = _doctor(url, *ROLES)["agent"]

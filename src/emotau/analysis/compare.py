@@ -56,26 +56,35 @@ class RunComparison:
             lines += [f"**Warning:** {md_cell(note)}"]
         lines += [f"**Warning:** {md_cell(w)}" for w in self.warnings]
         lines.append("")
+        # two tables, each header once: the success rates, then the drops from the reference
         headers = [
-            "variant", "pairs", f"A {a}", f"B {b}", "B - A (points)", "95% CI",
+            "variant", "pairs", f"A ({a})", f"B ({b})", "B - A (points)", "95% CI",
             "McNemar p (Holm)", "permutation p (Holm)",
         ]  # fmt: skip
-        with_did = "did_pp" in self.table and self.table["did_pp"].notna().any()
-        if with_did:
-            headers += [f"drop vs {self.reference}: A", "B", "B - A (points)", "95% CI "]
-        rows = []
-        for r in self.table.itertuples():
-            row = [
+        rows = [
+            [
                 str(r.variant), num(r.pairs, 0), pct(r.rate_a), pct(r.rate_b),
                 signed(r.diff_pp), ci(r.diff_low_pp, r.diff_high_pp, scale=1),
                 f"{p_value(r.p_mcnemar)} ({p_value(r.p_mcnemar_holm)})",
                 f"{p_value(r.p_permutation)} ({p_value(r.p_permutation_holm)})",
+            ]
+            for r in self.table.itertuples()
+        ]  # fmt: skip
+        lines += ["## Success rate", "", *markdown_table(Table(headers, rows))]
+        if "did_pp" in self.table and self.table["did_pp"].notna().any():
+            drops = [
+                [str(r.variant), signed(r.drop_a_pp), signed(r.drop_b_pp), signed(r.did_pp),
+                 ci(r.did_low_pp, r.did_high_pp, scale=1)]
+                for r in self.table.itertuples()
+                if r.variant != self.reference
             ]  # fmt: skip
-            if with_did:
-                row += [signed(r.drop_a_pp), signed(r.drop_b_pp), signed(r.did_pp)]
-                row.append(ci(r.did_low_pp, r.did_high_pp, scale=1))
-            rows.append(row)
-        return "\n".join(lines + markdown_table(Table(headers, rows)))
+            lines += [
+                "",
+                f"## Difference from {md_cell(str(self.reference))} (points; negative: a drop)",
+                "",
+                *markdown_table(Table(["variant", "A", "B", "B - A (points)", "95% CI"], drops)),
+            ]
+        return "\n".join(lines)
 
 
 def _scored(run: Any) -> tuple[pd.DataFrame, bool]:

@@ -19,6 +19,7 @@ import asyncio
 import math
 import random
 import sys
+import warnings as pywarnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
@@ -153,9 +154,16 @@ def analyze(
     conversations.sort(key=lambda c: (c["task_id"], c["trial"], _order(variants, c["variant"])))
 
     infra = pd.DataFrame(infra_rows, columns=["task_id", "variant", "trial", "error"])
-    result = _compute(run, variants, ref, reference, episodes, messages, infra, n_boot, seed)
-    if judged is not None:
-        _add_judge(result, judged, judge_info, n_boot, seed)
+    with pywarnings.catch_warnings(record=True) as caught:  # emotau's own: into the report
+        pywarnings.simplefilter("always")
+        result = _compute(run, variants, ref, reference, episodes, messages, infra, n_boot, seed)
+        if judged is not None:
+            _add_judge(result, judged, judge_info, n_boot, seed)
+    for w in caught:
+        if w.category is UserWarning and str(w.message) not in result.warnings:
+            result.warnings.append(str(w.message))  # e.g. an emotion the scorer does not know
+        elif w.category is not UserWarning:
+            pywarnings.warn(w.message, w.category, stacklevel=2)  # a library's: as it was
     result.conversations = conversations
     result.conversations_total = len(episodes)
     result.usage = usage_totals(run.store.iter_records(light=True))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -68,22 +71,40 @@ def analyze(run_dir: str, **opts: Any) -> None:
 
     run = Run.open(run_dir)
     out = Path(opts["out"]) if opts["out"] else run.path / "report"
-    result = analyze_run(
-        run,
-        out,
-        reference=opts["reference"],
-        n_boot=opts["bootstrap"],
-        seed=opts["seed"],
-        valence=False if opts["no_valence"] else None,
-        max_conversations=opts["max_conversations"],
-        emotion_judge=opts["emotion_judge"],
-        judge_base_url=opts["judge_base_url"],
-        api_key_env=opts["api_key_env"],
-        labeller=opts["labeller"],
-    )
+    with _warnings_as_lines():
+        result = analyze_run(
+            run,
+            out,
+            reference=opts["reference"],
+            n_boot=opts["bootstrap"],
+            seed=opts["seed"],
+            valence=False if opts["no_valence"] else None,
+            max_conversations=opts["max_conversations"],
+            emotion_judge=opts["emotion_judge"],
+            judge_base_url=opts["judge_base_url"],
+            api_key_env=opts["api_key_env"],
+            labeller=opts["labeller"],
+        )
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"report written to {out} (open {out / 'report.html'}; tables in summary.md)")
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Python warnings raised inside (a library's, or one of emotau's that no report holds)
+    printed as one ``warning: ...`` line each, never with a source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            seen: set[str] = set()
+            for w in caught:
+                text = " ".join(str(w.message).split())
+                if text not in seen:
+                    seen.add(text)
+                    click.echo(f"warning: {text}", err=True)
 
 
 @click.command()
@@ -99,9 +120,10 @@ def compare(run_a: str, run_b: str, **opts: Any) -> None:
 
     from emotau.analysis.compare import compare_runs, write_comparison
 
-    result = compare_runs(
-        run_a, run_b, reference=opts["reference"], n_boot=opts["bootstrap"], seed=opts["seed"]
-    )
+    with _warnings_as_lines():
+        result = compare_runs(
+            run_a, run_b, reference=opts["reference"], n_boot=opts["bootstrap"], seed=opts["seed"]
+        )
     if (note := result.synthetic_note()) is not None:
         click.echo(f"note: {note}", err=True)
     for w in result.warnings:

@@ -1,7 +1,8 @@
 """The `emotau` command group and its entry point, :func:`main`.
 
 User mistakes print one line, ``emotau: error: ...``, and exit with status 2; an endpoint
-that stays down prints ``emotau: infrastructure error: ...`` and exits with status 3.
+that stays down prints ``emotau: infrastructure error: ...`` and exits with status 3; a run
+that leaves episodes as infrastructure errors exits with status 4 (``EXIT_INCOMPLETE``).
 Each command lives in the module of its group; they import their heavy dependencies
 only when they run, so that ``emotau --help`` stays fast.
 """
@@ -13,14 +14,27 @@ import sys
 import click
 
 from emotau.cli._analysis import analyze, compare
-from emotau.cli._common import _fail
+from emotau.cli._common import _fail, domain_names, names_help
 from emotau.cli._launch import collect, status, submit
 from emotau.cli._run import resume, run, shard_task, summary
 from emotau.cli._serving import doctor, mock_server, serve_command
 from emotau.cli._variants import variants
 
 
+class _App(click.Group):
+    """The command group; its help ends with the installed domains (listed only then)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(
+                names_help("Domains (--domain)", domain_names(), "package.module:object", 76)
+            )
+
+
 @click.group(
+    cls=_App,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     invoke_without_command=True,
     commands=[
@@ -37,6 +51,15 @@ def cli() -> None:
 
     Quick start: `emotau run` (built-in hotel domain, scripted models, every variant),
     then `emotau summary runs/demo`.
+
+    \b
+    Exit status:
+      0    done (run/resume: every episode of the grid or --shard finished)
+      1    `status`: the run is not complete yet
+      2    a mistake in the input, or an endpoint the preflight refuses (emotau: error: ...)
+      3    an infrastructure failure outside any episode (emotau: infrastructure error: ...)
+      4    run/resume: episodes missing after infrastructure errors (emotau resume RUN)
+      130  interrupted (finished episodes are saved)
     """
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is None:

@@ -42,6 +42,46 @@ def _str_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+class LazyHelpOption(click.Option):
+    """An option whose help text is computed only when help is shown (``lazy_help``), so
+    that building it (e.g. loading plugins) costs nothing to commands that just run."""
+
+    def __init__(self, *args: Any, lazy_help: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_help = lazy_help
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self.lazy_help is not None:
+            self.help = self.lazy_help()
+        return super().get_help_record(ctx)
+
+
+def domain_names() -> str:
+    """The installed domains, families expanded and their splits folded (``hotel`` alone,
+    where the plugins cannot be listed)."""
+    from emotau.core import UserError
+    from emotau.domains import folded_domain_names
+
+    try:
+        return folded_domain_names()
+    except UserError:
+        return "hotel"
+
+
+def names_help(head: str, names: str, tail: str, width: int = 44) -> str:
+    """``head``, then ``names`` in lines of at most ``width`` characters that break only
+    between names (click would split ``tau-bench`` at its hyphen), then ``or tail``."""
+    lines: list[str] = []
+    for name in f"{names}, or {tail}.".split(", "):
+        if lines and len(lines[-1]) + 2 + len(name) <= width:
+            lines[-1] += f", {name}"
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(name)
+    return f"{head}:\n\n\b\n" + "\n".join(lines)
+
+
 def spec_options(fn: Any) -> Any:
     """The experiment flags shared by `run` and `doctor`."""
     opts = [
@@ -52,7 +92,8 @@ def spec_options(fn: Any) -> Any:
         click.option(
             "--domain",
             "domain",
-            help="Domain: hotel, or package.module:object [hotel].",
+            cls=LazyHelpOption,
+            lazy_help=lambda: names_help("Domain [hotel]", domain_names(), "package.module:object"),
         ),
         click.option("--tasks", type=int, help="Run the first N tasks."),
         click.option("--task-ids", help="Comma-separated task ids, e.g. 1,5,10."),

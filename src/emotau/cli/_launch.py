@@ -91,7 +91,8 @@ def submit_options(fn: Any) -> Any:
         click.option("--serve-max-model-len", type=click.IntRange(1, None),
                      help="Context length of the jobs' vLLM servers."),
         click.option("--serve-tool-call-parser",
-                     help="vLLM tool parser for an agent model family emotau does not know."),
+                     help="vLLM tool parser for an agent model family emotau does not know "
+                     "('none': a server without tool calling)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         fn = opt(fn)
@@ -215,7 +216,8 @@ def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: 
     """Progress of a run from its directory alone: per variant and shard, rate, ETA, stalls.
 
     Exit status: 0 when complete, 1 while unfinished (for scripts that poll). With --watch
-    and --format json, one JSON object per line at each refresh.
+    and --format json, one JSON object per line at each refresh; with --watch off a terminal
+    (a pipe, a file), one plain line at the start and at each change.
     """
     import time
 
@@ -240,6 +242,20 @@ def status(run_dir: str, watch: bool, interval: float, stall_after: float, fmt: 
         click.echo(json.dumps(st.as_dict(), indent=2))
     elif not watch:
         _console().print(render_status(st))
+    elif not sys.stdout.isatty():  # a pipe or a file: a plain line now and at each change
+        from emotau.results import status_change, status_line
+
+        click.echo(status_line(st))
+        seen = status_change(st)
+        try:
+            while not st.complete:
+                time.sleep(interval)
+                st = once()
+                if status_change(st) != seen:
+                    click.echo(status_line(st))
+                    seen = status_change(st)
+        except KeyboardInterrupt:
+            pass
     else:
         from rich.live import Live
 

@@ -49,9 +49,17 @@ def run(**opts: Any) -> None:
     shard = Shard.parse(opts["shard"])
     mode = "none" if opts["quiet"] else opts["progress"]
     _finish(
-        lambda: run_experiment(spec, shard, opts["new_run"], make_progress(mode), opts["workers"]),
+        lambda: run_experiment(
+            spec, shard, opts["new_run"], make_progress(mode), opts["workers"],
+            _say_waits(opts["quiet"]),
+        ),
         opts["quiet"],
-    )
+    )  # fmt: skip
+
+
+def _say_waits(quiet: bool) -> Any:
+    """The preflight's retries, one line each on stderr (none with --quiet)."""
+    return None if quiet else (lambda line: click.echo(f"emotau: {line}", err=True))
 
 
 def _plan(spec: Any, new_run: bool) -> None:
@@ -143,6 +151,47 @@ def _finish(go: Any, quiet: bool) -> None:
     if not quiet:
         console = _console()
         console.print(render_table(summary, title=f"{result.path}", width=console.width))
+    if stats.get("infra_errors"):
+        _report_missing(result.path, stats)
+
+
+#: how many distinct error messages, and how many characters of each, `_report_missing` shows
+_TOP_ERRORS, _ERROR_WIDTH = 3, 110
+
+
+def _report_missing(path: Any, stats: dict[str, Any]) -> None:
+    """Episodes of this command's grid ended in infrastructure errors: say which errors, how
+    to run them again, and exit with EXIT_INCOMPLETE."""
+    import shlex
+    from collections import Counter
+
+    from emotau.core import EXIT_INCOMPLETE
+
+    failed = int(stats["infra_errors"])
+    tried = failed + int(stats.get("finished", 0))
+    short = Counter[str]()
+    for message, n in (stats.get("errors") or {}).items():
+        text = " ".join(str(message).split()) or "(no message)"
+        if len(text) > _ERROR_WIDTH:
+            text = text[: _ERROR_WIDTH - 3] + "..."
+        short[text] += n
+    click.echo(
+        f"emotau: incomplete: {failed} of the {tried} episodes run now ended in infrastructure "
+        f"errors and are missing from the results; the most common errors:",
+        err=True,
+    )
+    for text, n in short.most_common(_TOP_ERRORS):
+        click.echo(f"  {n:>5} x {text}", err=True)
+    if len(short) > _TOP_ERRORS:
+        click.echo(
+            f"  (and {len(short) - _TOP_ERRORS} other messages; see logs/ in the run directory)",
+            err=True,
+        )
+    shard = str(stats.get("shard") or "0/1")
+    cmd = f"emotau resume {shlex.quote(str(path))}"
+    cmd += "" if shard == "0/1" else f" --shard {shard}"
+    click.echo(f"emotau: once the cause is fixed, run the missing episodes with: {cmd}", err=True)
+    sys.exit(EXIT_INCOMPLETE)
 
 
 @click.command()
@@ -177,6 +226,7 @@ def resume(run_dir: str, **opts: Any) -> None:
             opts["workers"],
             overrides,
             opts["spec_file"],
+            _say_waits(opts["quiet"]),
         ),
         opts["quiet"],
     )
@@ -248,7 +298,12 @@ def shard_task(run_dir: str, shard: str, **opts: Any) -> None:
     overrides = endpoint_overrides(opts) | {"max_concurrency": opts["max_concurrency"]}
     _finish(
         lambda: run_shard_task(
-            run_dir, Shard.parse(shard), serve, make_progress("log"), overrides=overrides
+            run_dir,
+            Shard.parse(shard),
+            serve,
+            make_progress("log"),
+            overrides=overrides,
+            on_wait=_say_waits(False),
         ),
         quiet=True,
     )

@@ -6,6 +6,11 @@ everything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+#: exit status of ``emotau run``/``resume`` (and of a job's ``shard-task``) when episodes of
+#: its grid are still missing because they ended in infrastructure errors (a resume retries
+#: them); README's "Exit status" lists every status
+EXIT_INCOMPLETE = 4
+
 
 class EmotauError(Exception):
     """Base class of every error emotau raises on purpose."""
@@ -16,7 +21,13 @@ class UserError(EmotauError):
 
 
 class SpecChangedError(UserError):
-    """Resuming a run directory whose frozen spec differs from the requested one."""
+    """Resuming a run directory whose frozen spec differs from the requested one.
+
+    ``diffs``: the fields that differ, as ``diff_identity`` words them (None when unknown)."""
+
+    def __init__(self, message: str, diffs: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.diffs = diffs
 
 
 class InfraError(EmotauError):

@@ -26,6 +26,7 @@ __all__ = [
     "Task",
     "ToolResult",
     "available_domains",
+    "folded_domain_names",
     "load_domain",
 ]
 
@@ -71,6 +72,51 @@ def available_domains() -> list[str]:
 
 
 def load_domain(name: str) -> Domain:
-    """Build a fresh domain instance from a name, a family name or ``module:object``."""
-    found = DOMAINS.resolve(name, allow_refs=True)
+    """Build a fresh domain instance from a name, a family name or ``module:object``.
+
+    A name that is neither an installed domain nor a family (``taubench:airline``, a module
+    that does not import) is refused with the names that are accepted."""
+    family = name.partition(":")[0]
+    installed = DOMAINS.canonical_or_none(name) or DOMAINS.canonical_or_none(family)
+    try:
+        found = DOMAINS.resolve(name, allow_refs=True)
+    except UserError as exc:
+        if installed is not None:
+            raise
+        raise UserError(_with_accepted(str(exc), name)) from None
     return _instantiate(found.plugin, name, found.param)
+
+
+def folded_domain_names() -> str:
+    """:func:`available_domains` with each family's splits folded, for messages and help:
+    ``hotel, tau-bench:airline, tau-bench:retail[:dev|:train], tau2:airline[:test|:train], ...``
+    (a split in brackets may be added to the name before it)."""
+    folded: dict[str, list[str]] = {}
+    for name in available_domains():
+        parts = name.split(":")
+        folded.setdefault(":".join(parts[:2]), [])
+        if len(parts) > 2:
+            folded[":".join(parts[:2])].append(":" + ":".join(parts[2:]))
+    order = sorted(folded, key=lambda b: (b != "hotel", b))
+    return ", ".join(b + (f"[{'|'.join(folded[b])}]" if folded[b] else "") for b in order)
+
+
+def _with_accepted(message: str, name: str) -> str:
+    """``message`` about ``name`` with the domain names that are accepted (and the family it
+    looks like a misspelling of: ``taubench:airline`` is ``tau-bench:airline``)."""
+    try:
+        accepted = f"{folded_domain_names()}, or package.module:object"
+    except UserError:  # a broken plugin: the message as it was
+        return message
+    family, sep, rest = name.partition(":")
+
+    def squash(text: str) -> str:
+        return text.lower().replace("-", "").replace("_", "")
+
+    like = next((f for f in DOMAINS.names() if squash(f) == squash(family)), None)
+    if like is not None:
+        return f"unknown domain {name!r} (did you mean {like + sep + rest!r}?); allowed: {accepted}"
+    unknown = f"unknown domain {name!r}"
+    if message.startswith(unknown):
+        return f"{unknown}; allowed: {accepted}"
+    return f"{message}; the domains: {accepted}"

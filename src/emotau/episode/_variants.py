@@ -8,7 +8,8 @@ Variant files (TOML or YAML) have the same schema as the built-in ``builtin.toml
 
     [variants.impatient]
     description = "Short, clipped messages; wants it done now."
-    emotion = "frustration"          # label the manipulation check looks for (optional)
+    emotion = "frustration"          # what the manipulation check looks for (optional; one of
+                                     # emotau.emotion.EMOTIONS)
     text = "..."                     # one text for every intensity, or a table:
     # [variants.impatient.text]
     # mild = "..."; moderate = "..."; severe = "..."
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from emotau.core import UserError
+from emotau.emotion import EMOTIONS
 
 INTENSITIES: tuple[str, ...] = ("mild", "moderate", "severe")
 DEFAULT_INTENSITY = "moderate"
@@ -258,6 +260,10 @@ def _parse_document(doc: Any, source: str) -> list[Variant]:
         emotion = body.get("emotion")
         if emotion is not None and (not isinstance(emotion, str) or not emotion.strip()):
             raise fail(name, "emotion", "must be a non-empty string")
+        if emotion is not None and emotion not in EMOTIONS:  # the analysis could not check it
+            raise fail(
+                name, "emotion", f"unknown emotion {emotion!r}; allowed: {', '.join(EMOTIONS)}"
+            )
         texts: dict[str, str] = {}
         text = body.get("text")
         if isinstance(text, str):

@@ -4,6 +4,7 @@ run's models on the job's node, then ``emotau resume`` for one shard."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +27,11 @@ def run_shard_task(
     progress: Any = None,
     start_server: Callable[..., Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Any:
     """What one job runs: optional vLLM servers for the run's models, then the shard
-    (``overrides``: endpoint changes, as ``emotau resume`` takes them)."""
+    (``overrides``: endpoint changes, as ``emotau resume`` takes them; ``on_wait``: the
+    preflight's retries, as ``emotau resume`` shows them)."""
     from emotau.results import Run
     from emotau.runner import resume
 
@@ -53,7 +56,7 @@ def run_shard_task(
                 overrides[f"{role}.base_url"] = srv.base_url
             for srv in servers:
                 srv.wait_ready()
-        return resume(run.path, shard, progress, 1, overrides)
+        return resume(run.path, shard, progress, 1, overrides, on_wait=on_wait)
     finally:
         for srv in servers:
             srv.stop()
@@ -103,5 +106,49 @@ def check_serve(run_spec: Any, serve: ServeOptions) -> None:
     for role in ("agent", "user"):
         if getattr(serve, role):
             model = getattr(run_spec, role).model
-            _vllm(model=model, role=role, gpus=None, share=False, serve=serve,
-                  log_file=Path(os.devnull), start=False)  # fmt: skip
+            try:
+                _vllm(model=model, role=role, gpus=None, share=False, serve=serve,
+                      log_file=Path(os.devnull), start=False)  # fmt: skip
+            except UserError as exc:
+                raise UserError(submit_terms(str(exc))) from None
+
+
+#: `emotau serve`'s options, as the serving layer's messages name them -> `emotau submit`'s
+_SUBMIT_FLAGS = {
+    "--extra-args": "--serve-extra-args",
+    "--tool-call-parser": "--serve-tool-call-parser",
+    "--no-tools": "--serve-tool-call-parser none",
+    "--max-model-len": "--serve-max-model-len",
+    "--startup-timeout": "--serve-timeout",
+}
+_OWN_FLAG = re.compile(r"^(--[\w-]+) in --extra-args: use emotau serve's own (.+)$")
+_THINKING = " (and --reasoning-parser NAME for a thinking model)"
+_SERVE_IT_YOURSELF = (
+    "start that server yourself with `emotau serve MODEL ...` and give the run its URL "
+    "(--agent-base-url / --user-base-url) instead of --serve-agent / --serve-user"
+)
+
+
+def submit_terms(message: str) -> str:
+    """A message of ``emotau serve``'s checks in the words of ``emotau submit``: its own
+    ``--serve-*`` options, and what to do where it has none (a reasoning parser, a template)."""
+    own = _OWN_FLAG.match(message)
+    if own is not None:  # a flag emotau sets itself, given in --serve-extra-args
+        flag, instead = own.groups()
+        words = [_SUBMIT_FLAGS[w] for w in re.findall(r"--[\w-]+", instead) if w in _SUBMIT_FLAGS]
+        fix = (
+            f"use {' (or '.join(words)}{')' * (len(words) - 1)}"
+            if words
+            else f"submit sets it itself; to choose it, {_SERVE_IT_YOURSELF}"
+        )
+        return f"{flag} in --serve-extra-args: {fix}"
+    note = ""
+    if _THINKING in message:
+        message = message.replace(_THINKING, "")
+        note = f" (a thinking model also needs its --reasoning-parser: {_SERVE_IT_YOURSELF})"
+    for serve_flag, submit_flag in _SUBMIT_FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(serve_flag)}(?![\w-])", submit_flag, message)
+    if note:
+        head, sep, tail = message.partition(". Known families")
+        message = f"{head}{note}{sep}{tail}"
+    return message

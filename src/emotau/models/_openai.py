@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from emotau.core import ChatRequest, ChatResponse, InfraError, ModelClient, ToolCall
 from emotau.models._parsing import recover_tool_calls, split_reasoning
-from emotau.models._retry import RetriesExhausted, call_with_retries
+from emotau.models._retry import OnRetry, RetriesExhausted, call_with_retries
 
 if TYPE_CHECKING:
     from emotau.models._config import ModelConfig, RetryConfig
@@ -209,6 +209,9 @@ class OpenAIClient(ModelClient):
         self._key = resolve_api_key(role, config)
         self._secrets = [self._key] if self._key != "EMPTY" else []
         self._client: Any = None
+        #: hears of each retry of :meth:`call_api` (the preflight's feedback); episodes' calls
+        #: only log theirs
+        self.on_retry: OnRetry | None = None
 
     # -- transport ------------------------------------------------------------------------
     def _ensure(self) -> Any:
@@ -253,7 +256,7 @@ class OpenAIClient(ModelClient):
         sdk = self._ensure()
         try:
             result, _ = await call_with_retries(
-                lambda: make(sdk), self.retry, self.retryable, self.where
+                lambda: make(sdk), self.retry, self.retryable, self.where, on_retry=self.on_retry
             )
             return result
         except RetriesExhausted as exc:

@@ -25,6 +25,10 @@ log = logging.getLogger("emotau.models")
 
 T = TypeVar("T")
 
+#: called before each wait of a retry loop, with the attempt that failed (1-based), the most
+#: attempts, the failure's short description and the seconds until the next attempt
+OnRetry = Callable[[int, int, str, float], None]
+
 
 class RetriesExhausted(Exception):
     """The last failure was retryable, but attempts or the episode's budget ran out.
@@ -59,24 +63,29 @@ async def call_with_retries(
     reason: Callable[[BaseException], str | None],
     where: str,
     budget: RetryBudget | None = None,
+    on_retry: OnRetry | None = None,
 ) -> tuple[T, int]:
     """``await call()`` until it succeeds; return its result and how many retries it took.
 
     An exception for which ``reason`` gives None propagates at once, as it is. When a
     retryable one is the last (``max_attempts`` reached or ``budget`` spent),
-    :class:`RetriesExhausted` is raised from it.
+    :class:`RetriesExhausted` is raised from it. ``on_retry`` hears of each retry before its
+    wait (the preflight shows them to the user).
     """
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None and state.next_action is not None
+        why = str(reason(state.outcome.exception()))  # type: ignore[arg-type]
         log.info(
             "%s: %s; retry %d of %d in %.2f s",
             where,
-            reason(state.outcome.exception()),  # type: ignore[arg-type]
+            why,
             state.attempt_number,
             policy.max_attempts - 1,
             state.next_action.sleep,
         )
+        if on_retry is not None:
+            on_retry(state.attempt_number, policy.max_attempts, why, state.next_action.sleep)
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(lambda exc: reason(exc) is not None),

@@ -2,7 +2,14 @@
 summary, the status of a run in progress, and merging shards copied back from elsewhere."""
 
 from emotau.results._collect import CollectResult, collect
-from emotau.results._monitor import RunStatus, StatusReader, render_status, run_status
+from emotau.results._monitor import (
+    RunStatus,
+    StatusReader,
+    render_status,
+    run_status,
+    status_change,
+    status_line,
+)
 from emotau.results._reader import Run
 from emotau.results._store import (
     EPISODES_DIR,
@@ -55,6 +62,8 @@ __all__ = [
     "repair_shard",
     "run_status",
     "shard_filename",
+    "status_change",
+    "status_line",
     "summarize",
     "task_pass_hat_k",
     "total_cost",

@@ -29,7 +29,10 @@ class ShardState:
     count: int
     expected: int
     done: int = 0
-    infra_errors: int = 0  # records in this shard's file that ended in an infra error
+    #: episodes in this shard's file that ended in an infrastructure error and that no file has
+    #: finished since: what a resume runs again (the per-variant count's meaning)
+    infra_errors: int = 0
+    infra_error_lines: int = 0  # every infra-error record in the file, retried ones included
     lines: int = 0
     last_write: float | None = None  # mtime of the shard file
     state: str = "not started"  # done | running | stalled | not started
@@ -149,6 +152,7 @@ class StatusReader:
         infra_keys: set[tuple[int, str, int]] = set()
         ends: list[float] = []
         files: dict[tuple[int, int], tuple[int, int, float | None]] = {}
+        scans: dict[tuple[int, int], _FileScan] = {}
         for f in RunStore(run.path).shard_files():
             parsed = parse_shard_name(f.name)
             assert parsed is not None
@@ -157,7 +161,7 @@ class StatusReader:
                 continue  # not a name emotau writes
             scan = self._files.setdefault(f.name, _FileScan())
             scan.update(f)
-            files[(i, n)] = (scan.lines, scan.infra_lines, scan.mtime)
+            scans[(i, n)] = scan
             infra_keys |= scan.infra
             ends += scan.ends
             for key in scan.finished:
@@ -168,6 +172,8 @@ class StatusReader:
                         labels
                     ) + pos_label[key[1]]
 
+        for ix, scan in scans.items():  # open infra errors, as per variant: not finished since
+            files[ix] = (scan.lines, len(scan.infra - finished.keys()), scan.mtime)
         per_variant = {
             v: {"total": len(task_ids) * trials, "done": 0, "infra_errors": 0} for v in run.variants
         }
@@ -177,6 +183,9 @@ class StatusReader:
             if key[1] in per_variant:
                 per_variant[key[1]]["infra_errors"] += 1
         shards = _shards(files, finished, total, array, now, stall_after)
+        for sh in shards:
+            if (sh.index, sh.count) in scans:
+                sh.infra_error_lines = scans[(sh.index, sh.count)].infra_lines
         done = len(finished)
         recent = [e for e in ends if now - RATE_WINDOW_S <= e <= now]
         rate = None
@@ -289,7 +298,7 @@ def render_status(st: RunStatus, now: float | None = None) -> Any:
     parts: list[Any] = [vt]
     if st.shards:
         sh = Table(title="shards", title_justify="left")
-        for col in ("shard", "done", "expected", "infra errors", "last write", "state"):
+        for col in ("shard", "done", "expected", "infra errors (open)", "last write", "state"):
             sh.add_column(col, justify="left" if col in ("shard", "state") else "right")
         for s in st.shards:
             ago = "–" if s.last_write is None else _duration(now - s.last_write) + " ago"
@@ -310,6 +319,34 @@ def render_status(st: RunStatus, now: float | None = None) -> Any:
         parts.append(Text(f"{st.duplicates} duplicate finished record(s), ignored by readers"))
     parts += [Text(f"warning: {w}", style="bold red") for w in st.warnings]
     return Group(*parts)
+
+
+def status_line(st: RunStatus, now: float | None = None) -> str:
+    """The status as one plain line (``status --watch`` off a terminal writes one per change):
+    the local time, done/total, open infrastructure errors, rate, ETA, shard states, warnings."""
+    now = time.time() if now is None else now
+    pct = 100 * st.done / st.total if st.total else 100.0
+    infra = sum(row["infra_errors"] for row in st.per_variant.values())
+    rate = "-" if st.rate_per_min is None else f"{st.rate_per_min:.1f}/min"
+    eta = "done" if st.complete else ("-" if st.eta_s is None else _duration(st.eta_s))
+    states = Counter(s.state for s in st.shards)
+    shards = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    line = (
+        f"{time.strftime('%H:%M:%S', time.localtime(now))} {st.path}: {st.done}/{st.total} "
+        f"episodes ({pct:.0f}%), {infra} infra errors open, rate {rate}, ETA {eta}"
+        + (f"; shards: {shards}" if shards else "")
+    )
+    return "; ".join([line, *(f"warning: {w}" for w in st.warnings)])
+
+
+def status_change(st: RunStatus) -> tuple[Any, ...]:
+    """What a plain ``--watch`` line reports a change of (not the clock, the rate or the ETA)."""
+    return (
+        st.done,
+        tuple(row["infra_errors"] for row in st.per_variant.values()),
+        tuple((s.name, s.state) for s in st.shards),
+        tuple(st.warnings),
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -125,7 +125,10 @@ def summarize(
         scored = [r for r in recs if r.get("status") == completed and r.get("scored")]
         infra = sum(1 for r in recs if r.get("status") == infra_error)
         sim_err = sum(1 for r in recs if r.get("status") == completed and not r.get("scored"))
-        synthetic = synthetic or any(r.get("synthetic") for r in recs)
+        # only results a scripted model made count: an infrastructure error is no result
+        synthetic = synthetic or any(
+            r.get("synthetic") for r in recs if r.get("status") == completed
+        )
         per_task: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         for r in scored:
             nc = per_task[int(r["task_id"])]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -281,8 +282,11 @@ def _reject_fix(tool_choice: str) -> str:
 
 
 # ---------------------------------------------------------------------------- preflight
-async def preflight(exp: Experiment) -> None:
-    """Refuse to start (UserError) when an endpoint cannot be used as the run will use it."""
+async def preflight(exp: Experiment, on_wait: Callable[[str], None] | None = None) -> None:
+    """Refuse to start (UserError) when an endpoint cannot be used as the run will use it.
+
+    ``on_wait`` gets one short line per retry of a probe: what it waits for, the attempt, the
+    error and the wait (``emotau run`` prints them, unless ``--quiet``)."""
     roles = _http_roles(exp)
     if not roles:
         return  # all scripted: nothing to reach (and no need to import openai)
@@ -291,6 +295,8 @@ async def preflight(exp: Experiment) -> None:
     for role, cfg in roles:
         client: Any = exp.make_client(role, cfg)
         where = f"{role} endpoint {cfg.base_url or 'https://api.openai.com/v1'}"
+        if on_wait is not None and hasattr(client, "on_retry"):
+            client.on_retry = _retry_line(where, on_wait)
         try:
             served: dict[str, dict[str, Any]] | None
             try:
@@ -317,6 +323,25 @@ async def preflight(exp: Experiment) -> None:
             ) from None
         finally:
             await client.aclose()
+
+
+#: how many characters of an error a preflight retry line shows
+_RETRY_REASON_WIDTH = 60
+
+
+def _retry_line(where: str, say: Callable[[str], None]) -> Callable[[int, int, str, float], None]:
+    """The preflight's retry callback: one short line per retry, handed to ``say``."""
+
+    def on_retry(attempt: int, attempts: int, reason: str, wait: float) -> None:
+        why = " ".join(reason.split())
+        if len(why) > _RETRY_REASON_WIDTH:
+            why = why[: _RETRY_REASON_WIDTH - 3] + "..."
+        say(
+            f"preflight: waiting for the {where}: attempt {attempt} of {attempts} failed: "
+            f"{why}; next try in {wait:.2f} s"
+        )
+
+    return on_retry
 
 
 async def _preflight_agent(

@@ -69,7 +69,8 @@ def open_run_dir(exp: Experiment, new_run: bool = False) -> tuple[Experiment, Ru
             raise SpecChangedError(
                 f"run {str(run_dir)!r} was started with a different spec: "
                 f"{'; '.join(diffs) or 'hash differs'}. Use --new-run to start a new run "
-                "beside it, or another --experiment-name"
+                "beside it, or another --experiment-name",
+                diffs,
             )
         name = _new_run_name(Path(spec.out), spec.experiment_name, exp.resolved.hash)
         exp = prepare(spec.model_copy(update={"experiment_name": name}))
@@ -166,6 +167,7 @@ async def execute(
     tasks = exp.domain.tasks()
     writer.start()
     stats = Counter[str]()
+    errors = Counter[str]()  # first line of each infrastructure error -> episodes
 
     async def worker() -> None:
         for task_id, label, trial in todo:
@@ -203,6 +205,7 @@ async def execute(
             stats["finished" if record.finished else "infra_errors"] += 1
             if not record.finished:
                 first = (record.error or "").split("\n", 1)[0]
+                errors[first] += 1
                 log.warning("task %s variant %s trial %s: %s", task_id, label, trial, first)
             progress.update(line)
 
@@ -240,6 +243,7 @@ async def execute(
         "already_finished": sum(done.values()),
         "repaired_bytes": writer.repaired_bytes,
         **stats,
+        "errors": dict(errors.most_common()),
     }
     return run
 
@@ -263,17 +267,19 @@ def run_experiment(
     new_run: bool = False,
     progress: Progress | None = None,
     workers: int = 1,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Run:
     """Synchronous entry point used by the CLI and :func:`emotau.run`.
 
     ``workers > 1`` runs the shard's grid in that many local processes (sub-shards of the same
-    run directory), for when one Python process cannot keep the servers busy.
+    run directory), for when one Python process cannot keep the servers busy. ``on_wait``
+    hears, one line each, of the preflight's retries.
     """
     exp = prepare(spec)
     if spec.preflight:
         from emotau.runner._doctor import preflight
 
-        asyncio.run(preflight(exp))
+        asyncio.run(preflight(exp, on_wait))
     exp, run = open_run_dir(exp, new_run=new_run)
     if workers > 1:
         return run_workers(exp, run, shard, workers, progress)
@@ -294,12 +300,14 @@ def resume(
     workers: int = 1,
     overrides: Mapping[str, Any] | None = None,
     spec_file: str | Path | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Run:
     """Continue a run from its own frozen spec (no config needed).
 
     ``overrides`` (dotted keys, e.g. ``agent.base_url``, ``max_concurrency``, ``preflight``)
     change how the run is executed; a change to what it measures is refused as usual.
     ``spec_file`` is a full spec as JSON (how ``--workers`` hands the parent's spec on).
+    ``on_wait``: as :func:`run_experiment`'s.
     """
     if spec_file is not None:
         try:
@@ -311,4 +319,17 @@ def resume(
     p = Path(path).resolve()
     data.update({"out": str(p.parent), "experiment_name": p.name})
     spec = build_spec(data, overrides)
-    return run_experiment(spec, shard, False, progress, workers)
+    try:
+        return run_experiment(spec, shard, False, progress, workers, on_wait)
+    except SpecChangedError as exc:
+        if exc.diffs is None:
+            raise
+        # its own frozen spec now resolves to another identity: something it reads from
+        # disk or from emotau (a variants file, the domain's tasks) is not what it was
+        raise SpecChangedError(
+            f"run {str(path)!r} cannot be resumed: what it measures now resolves differently "
+            f"from when it started: {'; '.join(exc.diffs) or 'hash differs'} (a variants "
+            "file or the domain changed?). Restore what changed to resume it, or start a new "
+            "run with `emotau run` (--new-run starts one beside it)",
+            exc.diffs,
+        ) from None

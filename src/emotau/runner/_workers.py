@@ -8,7 +8,7 @@ import os
 import time
 from collections import Counter
 
-from emotau.core import UserError
+from emotau.core import EXIT_INCOMPLETE, UserError
 from emotau.models import provider_for
 from emotau.results import (
     Run,
@@ -94,6 +94,7 @@ def _run_workers(
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), log, s))
         logger.info("worker %s started (pid %d), logging to %s", s, procs[-1][0].pid, log_name(s))
     stats = Counter[str]()
+    errors = Counter[str]()  # first line of each infrastructure error -> episodes
 
     def drain() -> None:
         for f in files:
@@ -110,6 +111,8 @@ def _run_workers(
                 except ValueError:
                     continue
                 stats["finished" if is_finished(rec) else "infra_errors"] += 1
+                if not is_finished(rec):
+                    errors[str(rec.get("error") or "").split("\n", 1)[0]] += 1
                 if rec.get("hook_errors"):
                     stats["hook_errors"] += 1
                 progress.update(rec)
@@ -129,7 +132,8 @@ def _run_workers(
         progress.close()
         for _, log, _ in procs:
             log.close()
-    failed = [(s, p.returncode) for p, _, s in procs if p.returncode != 0]
+    # a worker that left episodes as infrastructure errors exits EXIT_INCOMPLETE: counted above
+    failed = [(s, p.returncode) for p, _, s in procs if p.returncode not in (0, EXIT_INCOMPLETE)]
     for s, rc in failed:
         logger.warning("worker %s failed with exit status %s", s, rc)
     if failed:
@@ -147,5 +151,6 @@ def _run_workers(
         "already_finished": sum(1 for k in mine if k in finished),
         "repaired_bytes": repaired,
         **stats,
+        "errors": dict(errors.most_common()),
     }
     return run
