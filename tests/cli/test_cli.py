@@ -320,7 +320,7 @@ def test_missing_episodes_exit_4_with_the_errors_and_the_resume_command(tmp_path
     # resume exits 4 too while the endpoint is down; the printed command finishes the run
     again = emotau_here(*cmd.split()[1:], "--no-preflight", "--quiet")
     assert again.returncode == 4 and "2 of the 2 episodes" in again.stderr, again.stderr
-    with mock_server() as url:
+    with mock_server("--oracle-domains", TOY) as url:
         done = emotau_here(*cmd.split()[1:], "--base-url", url, "--quiet")
     assert done.returncode == 0 and "2 episodes run now" in done.stderr, done.stderr
     assert summary_json(tmp_path / "demo")["complete"]

@@ -342,7 +342,7 @@ def test_user_model_api_base_is_the_users_default(tmp_path, monkeypatch) -> None
 
 
 def test_user_model_api_base_runs_against_a_server(tmp_path, monkeypatch) -> None:
-    with mock_server() as url:
+    with mock_server("--oracle-domains", TOY) as url:
         monkeypatch.setenv("USER_MODEL_API_BASE", url)
         r = emotau_here(
             "run", *QUICK, "--out", str(tmp_path), "--config", str(FAST_RETRIES),
@@ -460,7 +460,7 @@ def test_agent_options_of_other_strategies_are_refused(tmp_path) -> None:
 
 def test_doctor_probes_a_few_shot_agents_tool_calls(tmp_path) -> None:
     _displays(tmp_path / "shots.jsonl", 5)
-    with mock_server() as url:
+    with mock_server("--oracle-domains", TOY) as url:
         r = emotau_here(
             "doctor", "--base-url", url, "--model", "scripted-agent", "--user-model",
             "scripted-user", "--env", TOY, "--agent-strategy", "few-shot",

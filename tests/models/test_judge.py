@@ -127,7 +127,7 @@ def test_format_conversation_shows_tool_calls_and_notes() -> None:
 
 
 def test_judge_over_http_through_the_mock_server(tmp_path) -> None:
-    with mock_server("--skill", "1.0") as url:
+    with mock_server("--skill", "1.0", "--oracle-domains", "toydomain:JudgedToy") as url:
         r = emotau(
             "run", "--domain", "toydomain:JudgedToy", "--variants", "control,anger",
             "--num-trials", "1", "--out", str(tmp_path), "--name", "j",

@@ -754,3 +754,32 @@ def test_retries_are_logged_in_the_run_directory_without_the_key(tmp_path) -> No
     for f in tmp_path.rglob("*"):
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
+
+
+def test_the_mock_server_never_imports_what_a_request_names(tmp_path, monkeypatch) -> None:
+    """The metadata header's domain goes to the domain loader: a module named there would run
+    inside the server. Only installed domains and --oracle-domains are served; any other name
+    is HTTP 400, and nothing is imported."""
+    import urllib.error
+    import urllib.request
+
+    sentinel = tmp_path / "ran"
+    (tmp_path / "evil_domain.py").write_text(
+        f"import pathlib\npathlib.Path({str(sentinel)!r}).write_text('ran')\nX = None\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the server could import it
+    with mock_server() as url:
+        for ref in ("evil_domain:X", "os:abort"):
+            meta = {"domain_ref": ref, "domain": ref, "task_id": 0, "variant": "control",
+                    "trial": 0, "seed": 0}  # fmt: skip
+            body = {"model": "scripted-agent", "messages": [{"role": "user", "content": "hi"}]}
+            req = urllib.request.Request(
+                url + "/chat/completions", json.dumps(body).encode(),
+                {"Content-Type": "application/json", "X-Emotau-Metadata": json.dumps(meta)},
+            )  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(req, timeout=10)
+            assert err.value.code == 400
+            assert "does not serve domain" in err.value.read().decode()
+        assert mock_stats(url)["requests"] >= 2  # still up: os:abort did not kill it
+    assert not sentinel.exists()

@@ -159,6 +159,7 @@ class MockBackend:
         # for clients that send no metadata (e.g. upstream tau-bench's own run()): recognise a
         # task from its instruction in the user prompt, and tag the customer's first message
         self._by_instruction: dict[str, tuple[str, int]] = {}
+        self._allowed = frozenset(oracle_domains)
         for ref in oracle_domains:
             for task in load_domain(ref).tasks():
                 self._by_instruction[task.instruction.strip()] = (ref, task.id)
@@ -191,6 +192,13 @@ class MockBackend:
 
     def _models_for(self, ref: str) -> tuple[ScriptedAgent, ScriptedUser]:
         if ref not in self._domains:
+            if ref not in self._allowed and not _installed_domain(ref):
+                # a request never names code for the server to import: only installed domains
+                # and those on the command line are served
+                raise UserError(
+                    f"the mock server does not serve domain {ref!r}: it serves the installed "
+                    "domains and those given with --oracle-domains"
+                )
             dom: Domain = load_domain(ref)
             self._domains[ref] = (ScriptedAgent(dom, {"skill": self.skill}), ScriptedUser(dom))
         return self._domains[ref]
@@ -307,6 +315,13 @@ def _probe_reply(req: ChatRequest, behaviour: str) -> ChatResponse:
     content = "<think>I need the tool.</think>" if behaviour == "think" else None
     call = ToolCall("call_probe", fn["name"], json.dumps(args))
     return ChatResponse(content, [call], prompt_tokens=20, completion_tokens=9)
+
+
+def _installed_domain(ref: str) -> bool:
+    """An installed domain (an entry point) or a family of one: never a module a request names."""
+    from emotau.domains import DOMAINS
+
+    return bool(DOMAINS.canonical_or_none(ref) or DOMAINS.canonical_or_none(ref.partition(":")[0]))
 
 
 def _completion_json(model: str, r: ChatResponse, token_ids: bool = False) -> dict[str, Any]:
