@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import threading
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -783,3 +784,46 @@ def test_the_mock_server_never_imports_what_a_request_names(tmp_path, monkeypatc
             assert "does not serve domain" in err.value.read().decode()
         assert mock_stats(url)["requests"] >= 2  # still up: os:abort did not kill it
     assert not sentinel.exists()
+
+
+def _status_error(status: int, message: str) -> Exception:
+    """The SDK's error for an HTTP status, as its transport raises it."""
+    import openai
+
+    class Response:  # what APIStatusError reads of its response
+        status_code = status
+        headers = types.MappingProxyType({})
+        request = None
+
+    return openai.APIStatusError(message, response=Response(), body=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("length", [8, 20, 48, 64])
+def test_no_fragment_of_a_key_survives_the_cut(length: int) -> None:
+    """Error bodies are cut to 300 characters: the key is redacted from the whole text first,
+    wherever it sits around the cut (issue 13 item 6)."""
+    from emotau.models import describe_error
+
+    key = ("sk-" + "Zq7" * 40)[:length]
+    for offset in range(260, 310):
+        body = "x" * offset + key + " tail"
+        text = describe_error(_status_error(400, body), [key])
+        assert len(text) <= 300
+        for n in range(4, len(key) + 1):  # no piece of 4 characters or more of the key
+            assert not any(key[i : i + n] in text for i in range(len(key) - n + 1)), (offset, n)
+    bearer = _status_error(401, "echo: Authorization: Bearer tok-1234567890abcdef")
+    assert "tok-1234567890abcdef" not in describe_error(bearer) and "Bearer ***" in describe_error(
+        bearer
+    )
+
+
+def test_terminal_escapes_from_an_endpoint_never_reach_the_terminal() -> None:
+    """An error body with a window title, a hyperlink and a clear-screen (issue 13 item 7)."""
+    from emotau.models import describe_error
+
+    evil = (
+        "bad\x1b]0;owned\x07 request \x1b[2J\x1b]8;;http://evil\x1b\\here\x1b]8;;\x1b\\\r\nend\x9b"
+    )
+    text = describe_error(_status_error(400, evil))
+    assert text == "HTTP 400: bad request here end"
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)

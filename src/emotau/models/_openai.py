@@ -26,8 +26,9 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -123,29 +124,52 @@ def models_wanting_metadata(listing: Any) -> frozenset[str]:
     )
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
+#: a bearer token in text a server sent back (an echoed Authorization header, say)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+#: terminal control: CSI and OSC escape sequences, other escapes, C0/C1 control characters
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, clear screen
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks
+    r"|\x1b[@-_]?"  # other escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # C0 and C1 controls
+)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret and every bearer token replaced by ``***``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return _BEARER.sub(r"\1 ***", text)
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short description of a transport or API error (not yet redacted)."""
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (newlines and tabs
+    become spaces): what an endpoint or a model wrote, safe to print."""
+    return _CONTROL.sub("", text.replace("\n", " ").replace("\t", " "))
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def describe_error(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """A short, printable description of a transport or API error: ``secrets`` (and any bearer
+    token) are redacted from the whole text before it is cut, so that no fragment of a key
+    that straddles the cut survives."""
     import openai
 
     if isinstance(exc, openai.APIStatusError):
         body = getattr(exc, "message", "") or str(exc)
-        return f"HTTP {exc.status_code}: {body}"[:300]
+        return _cut(printable(redact(f"HTTP {exc.status_code}: {body}", secrets)), 300)
     if isinstance(exc, openai.APIConnectionError):  # APITimeoutError is a subclass
         cause = exc.__cause__
-        text = str(cause or "")
+        text = printable(redact(str(cause or ""), secrets))
         # the SDK's aiohttp transport reports a refused connection as a connect timeout
         if "connect" in text.lower() or not isinstance(exc, openai.APITimeoutError):
-            return f"cannot connect ({text[:200] or type(cause).__name__})"
+            return f"cannot connect ({_cut(text, 200) or type(cause).__name__})"
         return "timed out"
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return _cut(printable(redact(f"{type(exc).__name__}: {exc}", secrets)), 300)
 
 
 def resolve_api_key(role: str, config: ModelConfig) -> str:
@@ -275,6 +299,10 @@ class OpenAIClient(ModelClient):
         """``text`` with this client's API key replaced by ``***``."""
         return redact(text, self._secrets)
 
+    def describe(self, exc: BaseException) -> str:
+        """:func:`describe_error` with this client's key redacted before any cut."""
+        return describe_error(exc, self._secrets)
+
     @property
     def where(self) -> str:
         """Which endpoint this is, for messages: role, model and base URL (never the key)."""
@@ -355,7 +383,7 @@ class OpenAIClient(ModelClient):
         if isinstance(exc, _Empty):
             return str(exc)
         if isinstance(exc, openai.APIConnectionError):
-            return self.redact(describe_error(exc))
+            return describe_error(exc, self._secrets)
         if isinstance(exc, openai.APIStatusError) and (
             exc.status_code >= 500 or exc.status_code in _RETRY_STATUS
         ):
@@ -398,9 +426,9 @@ class OpenAIClient(ModelClient):
         except RetriesExhausted as exc:
             raise InfraError(f"{self.where}: {exc}") from None
         except openai.APIError as exc:
-            raise InfraError(f"{self.where}: {self.redact(describe_error(exc))}") from None
+            raise InfraError(f"{self.where}: {describe_error(exc, self._secrets)}") from None
         except Exception as exc:  # the transport itself broke (bad URL, not HTTP, ...)
-            raise InfraError(f"{self.where}: {self.redact(describe_error(exc))}") from None
+            raise InfraError(f"{self.where}: {describe_error(exc, self._secrets)}") from None
         response.retries = retries
         return response
 

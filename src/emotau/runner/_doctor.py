@@ -36,7 +36,6 @@ from emotau.models import (
     ClientSettings,
     OpenAIClient,
     RetryConfig,
-    describe_error,
     provider_for,
     recover_tool_calls,
     split_reasoning,
@@ -139,7 +138,7 @@ def _url_hint(base_url: str | None) -> str:
 
 def _explain(client: Any, cfg: ModelConfig, exc: BaseException) -> str:
     """The error in a few redacted words; a 404 adds the ``/v1`` hint when it may be that."""
-    text = client.redact(describe_error(exc))
+    text = client.describe(exc)  # redacted before it is cut
     if _status(exc) == 404:
         text += _url_hint(cfg.base_url)
     return text
