@@ -382,6 +382,8 @@ class OpenAIClient(ModelClient):
 
         if isinstance(exc, _Empty):
             return str(exc)
+        if isinstance(exc, json.JSONDecodeError):  # e.g. the SDK's typed calls (the preflight)
+            return _broken_body(exc)
         if isinstance(exc, openai.APIConnectionError):
             return describe_error(exc, self._secrets)
         if isinstance(exc, openai.APIStatusError) and (
@@ -403,17 +405,21 @@ class OpenAIClient(ModelClient):
         post_options = {"headers": headers}
         sem = self.settings.semaphore(self.config.base_url)
 
+        async def post() -> Any:
+            try:
+                return await client.post(
+                    "/chat/completions", body=body, cast_to=_JSON, options=post_options
+                )
+            except json.JSONDecodeError as exc:  # a 200 whose body is cut or is not JSON
+                raise _Empty(_broken_body(exc)) from None
+
         async def attempt() -> ChatResponse:
             started = time.perf_counter()
             if sem is None:
-                raw = await client.post(
-                    "/chat/completions", body=body, cast_to=_JSON, options=post_options
-                )
+                raw = await post()
             else:
                 async with sem:
-                    raw = await client.post(
-                        "/chat/completions", body=body, cast_to=_JSON, options=post_options
-                    )
+                    raw = await post()
             latency = time.perf_counter() - started
             response = self._parse(raw, request)
             response.latency_s = latency
@@ -499,6 +505,19 @@ def provider(
 ) -> ModelClient:
     """The ``openai`` model provider: any OpenAI-compatible endpoint."""
     return OpenAIClient(role, config, settings)
+
+
+def _broken_body(exc: json.JSONDecodeError) -> str:
+    """What was wrong with a 200's body that did not parse: empty, cut short, or not JSON."""
+    doc = exc.doc or ""
+    where = f"{exc.msg} at character {exc.pos} of {len(doc)}"
+    if not doc.strip():
+        kind = "an empty body"
+    elif doc.lstrip()[:1] in "{[":
+        kind = f"a truncated or broken JSON body ({where})"
+    else:
+        kind = f"a body that is not JSON ({where})"
+    return f"the server answered 200 with {kind}"
 
 
 def _token_ids(value: Any) -> list[int] | None:

@@ -3,7 +3,8 @@
 Built on ``tenacity``: exponential backoff with full jitter (a wait drawn uniformly from
 ``[0, min(max_delay, base_delay * 2 ** (attempt - 1))]``), at most ``max_attempts`` attempts,
 and, for an episode's calls, one retry taken from the episode's :class:`RetryBudget` before
-each wait. Every retry and every give-up is logged at INFO on ``emotau.models`` with where
+each wait. A ``Retry-After`` header (seconds or an HTTP date, e.g. with a 429 or a 503) makes
+the wait at least that long, up to :data:`MAX_RETRY_AFTER`. Every retry and every give-up is logged at INFO on ``emotau.models`` with where
 and why (the caller passes a ``where`` and a ``reason`` that are already redacted); what a
 give-up costs is the caller's to report (an episode's infrastructure error, a refused
 preflight).
@@ -11,7 +12,10 @@ preflight).
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -57,6 +61,48 @@ class _BudgetSpent(tenacity.stop.stop_base):
         return self.budget is not None and not self.budget.take()
 
 
+#: the longest wait a server's Retry-After is granted (a longer one is cut to this)
+MAX_RETRY_AFTER = 300.0
+
+
+def retry_after(exc: BaseException | None, now: float | None = None) -> float | None:
+    """The seconds an HTTP error's ``Retry-After`` header asks to wait (a number of seconds or
+    an HTTP date), or None when there is none or it cannot be read."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class _RetryAfter(tenacity.wait.wait_base):
+    """Full-jitter exponential backoff, but never shorter than what the server asked for with
+    ``Retry-After`` (at most :data:`MAX_RETRY_AFTER` s)."""
+
+    def __init__(self, policy: RetryConfig) -> None:
+        self._backoff = tenacity.wait_random_exponential(
+            multiplier=policy.base_delay, max=policy.max_delay
+        )
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait = self._backoff(retry_state)
+        outcome = retry_state.outcome
+        asked = retry_after(outcome.exception() if outcome is not None else None)
+        return max(wait, min(asked, MAX_RETRY_AFTER)) if asked is not None else wait
+
+
 async def call_with_retries(
     call: Callable[[], Awaitable[T]],
     policy: RetryConfig,
@@ -90,7 +136,7 @@ async def call_with_retries(
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(lambda exc: reason(exc) is not None),
         stop=tenacity.stop_after_attempt(policy.max_attempts) | _BudgetSpent(budget),
-        wait=tenacity.wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay),
+        wait=_RetryAfter(policy),
         before_sleep=before_sleep,
     )
     try:
