@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from helpers import all_lines, emotau, emotau_here, popen
 
 TOY = "toydomain:ToyDomain"
@@ -243,3 +245,32 @@ def test_resume_finishes_a_run_from_its_directory_alone(tmp_path) -> None:
     assert len(lines) == len(_finished(lines)) == 3 * 6 * 4
     r = emotau_here("resume", str(tmp_path))
     assert r.returncode == 2 and "is not an emotau run" in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_a_run_like_ctrl_c(tmp_path, sig) -> None:
+    """What Slurm and Kubernetes send before killing: an orderly stop, a message that says
+    how to go on, exit 128 + the signal; every saved line is whole and the resume completes
+    the grid (issue 13 item 5)."""
+    trials = 40
+    args = _args(
+        tmp_path, "t", trials, "--config", str(_latency_config(tmp_path)), "--max-concurrency", "8"
+    )
+    proc = popen(*args)
+    shard = tmp_path / "t" / "episodes" / "shard-00000-of-00001.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if shard.exists() and shard.read_bytes().count(b"\n") >= 20:
+            break
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "finished episodes are saved" in err
+    assert f"emotau: stopped by {signal.Signals(sig).name}" in err
+    assert "Traceback" not in err
+    saved = shard.read_bytes()
+    assert saved.endswith(b"\n") and 20 <= saved.count(b"\n") < 3 * 6 * trials
+    r = emotau_here(*args)
+    assert r.returncode == 0, r.stderr
+    assert len(_finished(all_lines(tmp_path / "t"))) == 3 * 6 * trials

@@ -9,7 +9,10 @@ only when they run, so that ``emotau --help`` stays fast.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from typing import Any
 
 import click
 
@@ -59,16 +62,38 @@ def cli() -> None:
       2    a mistake in the input, or an endpoint the preflight refuses (emotau: error: ...)
       3    an infrastructure failure outside any episode (emotau: infrastructure error: ...)
       4    run/resume: episodes missing after infrastructure errors (emotau resume RUN)
-      130  interrupted (finished episodes are saved)
+      130  interrupted by Ctrl-C; 143 by SIGTERM, 129 by SIGHUP (finished episodes are saved)
     """
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
 
+def _stop_like_ctrl_c(received: list[int]) -> dict[int, Any]:
+    """SIGTERM (what Slurm and Kubernetes send first) and SIGHUP stop emotau the way Ctrl-C
+    does: the run stops starting episodes, finished ones stay saved. Their previous handlers,
+    to restore. A signal that was ignored (nohup) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # a background job: no Ctrl-C
+            raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)  # the exact path of Ctrl-C (asyncio's included)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            old[sig] = signal.signal(sig, handler)
+    return old
+
+
 def main(argv: list[str] | None = None) -> None:
     from emotau.core import InfraError, UserError
 
+    received: list[int] = []
+    previous = _stop_like_ctrl_c(received)
     try:
         rc = cli.main(args=argv, prog_name="emotau", standalone_mode=False)
     except UserError as exc:
@@ -82,6 +107,22 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _fail(exc.format_message())
     except click.Abort:
+        if received:
+            name = signal.Signals(received[0]).name
+            click.echo(
+                f"emotau: stopped by {name}; finished episodes are saved: the same command, or "
+                "`emotau resume RUN_DIR`, runs the rest",
+                err=True,
+            )
+            sys.exit(128 + received[0])
         click.echo("emotau: aborted", err=True)
         sys.exit(130)
+    except SystemExit as exc:  # a command's own Ctrl-C stop (130): say which signal it was
+        if received and exc.code == 130:
+            click.echo(f"emotau: stopped by {signal.Signals(received[0]).name}", err=True)
+            sys.exit(128 + received[0])
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,13 +1,13 @@
 """The one retry loop of model calls: episodes, the run's preflight and ``emotau doctor``.
 
-Built on ``tenacity``: exponential backoff with full jitter (a wait drawn uniformly from
-``[0, min(max_delay, base_delay * 2 ** (attempt - 1))]``), at most ``max_attempts`` attempts,
-and, for an episode's calls, one retry taken from the episode's :class:`RetryBudget` before
-each wait. A ``Retry-After`` header (seconds or an HTTP date, e.g. with a 429 or a 503) makes
-the wait at least that long, up to :data:`MAX_RETRY_AFTER`. Every retry and every give-up is logged at INFO on ``emotau.models`` with where
-and why (the caller passes a ``where`` and a ``reason`` that are already redacted); what a
-give-up costs is the caller's to report (an episode's infrastructure error, a refused
-preflight).
+Built on ``tenacity``: exponential backoff with full jitter (a wait drawn uniformly from ``[0,
+min(max_delay, base_delay * 2 ** (attempt - 1))]``), at most ``max_attempts`` attempts, and,
+for an episode's calls, one retry taken from the episode's :class:`RetryBudget` before each
+wait. A ``Retry-After`` header (seconds or an HTTP date, e.g. with a 429 or a 503) makes the
+wait at least that long, up to :data:`MAX_RETRY_AFTER`. Every retry and every give-up is logged
+at INFO on ``emotau.models`` with where and why (the caller passes a ``where`` and a ``reason``
+that are already redacted); what a give-up costs is the caller's to report (an episode's
+infrastructure error, a refused preflight).
 """
 
 from __future__ import annotations
