@@ -274,3 +274,42 @@ def test_sigterm_and_sighup_stop_a_run_like_ctrl_c(tmp_path, sig) -> None:
     r = emotau_here(*args)
     assert r.returncode == 0, r.stderr
     assert len(_finished(all_lines(tmp_path / "t"))) == 3 * 6 * trials
+
+
+def test_workers_die_with_their_parent(tmp_path) -> None:
+    """The parent of --workers 2 killed by PID: its workers stop too (no orphans that keep
+    their shards "being written"), and the next start runs at once (issue 13 item 5)."""
+    trials = 4
+    slow = tmp_path / "slower.toml"
+    slow.write_text("[agent.options]\nlatency = 0.05\n[user.options]\nlatency = 0.05\n")
+    args = _args(tmp_path, "o", trials, "--config", str(slow), "--workers", "2",
+                 "--max-concurrency", "4")  # fmt: skip
+    proc = popen(*args)
+    files = tmp_path / "o" / "episodes"
+
+    def saved() -> int:
+        return sum(f.read_bytes().count(b"\n") for f in files.glob("*.jsonl"))
+
+    deadline = time.time() + 60
+    while time.time() < deadline and saved() < 4:
+        time.sleep(0.02)
+    kids = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(kids) == 2, kids
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_running(k) for k in kids):
+        time.sleep(0.1)
+    assert not [k for k in kids if _running(k)], "orphaned workers are running"
+    assert saved() < 3 * 6 * trials  # they stopped with work left, not because it was done
+    r = emotau(*args)  # a subprocess: its workers find the test domain on PYTHONPATH
+    assert r.returncode == 0, r.stderr
+    assert len(_finished(all_lines(tmp_path / "o"))) == 3 * 6 * trials
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

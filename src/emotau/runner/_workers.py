@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
 
@@ -21,6 +22,8 @@ from emotau.runner._log import log_name, run_log
 from emotau.runner._progress import NullProgress, Progress, scored_so_far
 
 logger = logging.getLogger("emotau.runner")
+#: prctl(2) option: the signal a process gets when its parent dies (Linux)
+_PR_SET_PDEATHSIG = 1
 
 
 def run_workers(
@@ -91,7 +94,9 @@ def _run_workers(
             str(spec_file),
             "--quiet",
         ]
-        procs.append((subprocess.Popen(cmd, stdout=log, stderr=log), log, s))
+        procs.append(
+            (subprocess.Popen(cmd, stdout=log, stderr=log, preexec_fn=_die_with_parent), log, s)
+        )
         logger.info("worker %s started (pid %d), logging to %s", s, procs[-1][0].pid, log_name(s))
     stats = Counter[str]()
     errors = Counter[str]()  # first line of each infrastructure error -> episodes
@@ -154,3 +159,18 @@ def _run_workers(
         "errors": dict(errors.most_common()),
     }
     return run
+
+
+def _die_with_parent() -> None:
+    """In a worker, before it runs: on Linux, a SIGTERM when the parent dies (killed by PID,
+    say), so that no orphan keeps writing its shard; a no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
