@@ -422,3 +422,33 @@ def test_plan_beside_a_run_with_another_spec_plans_and_says_so(tmp_path) -> None
     assert r.returncode == 0 and "note:" not in r.stderr
     r = emotau_here("run", "--plan", "--out", str(tmp_path), "--variants", "anger,confusion")
     assert r.returncode == 0 and "from the reference arm" in r.stdout
+
+
+def test_a_full_disk_leaves_the_previous_report_whole(tmp_path, run_dir, monkeypatch) -> None:
+    """The disk fills while a second report is written: one line naming the path and the
+    cause, exit status 5, and the first report still there, whole (issue 13 item 4)."""
+    import errno
+
+    out = tmp_path / "rep"
+    assert (
+        emotau_here("analyze", str(run_dir), "--out", str(out), "--bootstrap", "100").returncode
+        == 0
+    )
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = Path.write_text
+
+    def full(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name == "report.html":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", full)
+    r = emotau_here("analyze", str(run_dir), "--out", str(out), "--bootstrap", "200")
+    assert r.returncode == 5, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert (
+        line.startswith("emotau: file error: ") and "report.html: No space left on device" in line
+    )
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # nothing partial, nothing new, nothing gone
+    assert not list(tmp_path.glob(".rep.partial-*"))  # the staging folder is cleaned up

@@ -13,7 +13,10 @@ import hashlib
 import html
 import json
 import math
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -698,10 +701,30 @@ def render_html(
 
 # --------------------------------------------------------------------------- the directory
 def write_report(a: Analysis, out: Path, *, turns_written: bool = False) -> Path:
-    """Write ``out``: summary.md, report.html, plots/, tables/ (CSV), Parquet files."""
+    """Write ``out``: summary.md, report.html, plots/, tables/ (CSV), Parquet files.
+
+    Every file is written in a staging folder beside ``out`` first and moved into place only
+    when all of them are written: a failure (a full disk, say) leaves the previous report as
+    it was, never a partial one."""
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        _write_report(a, stage, turns_written=turns_written)
+        for stale in [*(out / "tables").glob("*.csv"), *(out / "plots").glob("*.png")]:
+            stale.unlink()  # an earlier report's tables and plots: only this one's remain
+        for f in sorted(stage.rglob("*")):
+            if f.is_file():
+                target = out / f.relative_to(stage)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def _write_report(a: Analysis, out: Path, *, turns_written: bool) -> Path:
     from emotau.analysis.tables import write_parquet
 
-    out.mkdir(parents=True, exist_ok=True)
     files = []
     try:
         import pyarrow  # noqa: F401
@@ -717,8 +740,6 @@ def write_report(a: Analysis, out: Path, *, turns_written: bool = False) -> Path
         )
     tables = out / "tables"
     tables.mkdir(exist_ok=True)
-    for stale in [*tables.glob("*.csv"), *(out / "plots").glob("*.png")]:
-        stale.unlink()  # an earlier report's tables and plots: only this one's remain
     named = {
         "summary": a.summary,
         "comparison": a.comparison,

@@ -62,6 +62,7 @@ def cli() -> None:
       2    a mistake in the input, or an endpoint the preflight refuses (emotau: error: ...)
       3    an infrastructure failure outside any episode (emotau: infrastructure error: ...)
       4    run/resume: episodes missing after infrastructure errors (emotau resume RUN)
+      5    a file or folder could not be written or read (full disk, read-only)
       130  interrupted by Ctrl-C; 143 by SIGTERM, 129 by SIGHUP (finished episodes are saved)
     """
     ctx = click.get_current_context()
@@ -101,6 +102,16 @@ def main(argv: list[str] | None = None) -> None:
     except InfraError as exc:  # an endpoint that stays down: say so, no traceback
         click.echo(f"emotau: infrastructure error: {exc}", err=True)
         sys.exit(3)
+    except OSError as exc:  # a full disk, a read-only or immutable file: one line, the path
+        from emotau.core import EXIT_FILE_ERROR
+
+        where = f" {exc.filename}:" if exc.filename else ""
+        click.echo(
+            f"emotau: file error:{where} {exc.strerror or exc}; finished episodes are kept "
+            "(free the space or fix the permissions, then run the same command again)",
+            err=True,
+        )
+        sys.exit(EXIT_FILE_ERROR)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(f"{exc.format_message()}{hint}")

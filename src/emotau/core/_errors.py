@@ -10,6 +10,9 @@ from __future__ import annotations
 #: its grid are still missing because they ended in infrastructure errors (a resume retries
 #: them); README's "Exit status" lists every status
 EXIT_INCOMPLETE = 4
+#: exit status when a file or folder cannot be written or read (a full disk, a read-only or
+#: immutable file): the message names the path and the cause; finished episodes are kept
+EXIT_FILE_ERROR = 5
 
 
 class EmotauError(Exception):
