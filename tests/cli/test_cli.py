@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST_RETRIES, emotau, emotau_here, install_plugin, mock_server
+from helpers import FAST_RETRIES, all_lines, emotau, emotau_here, install_plugin, mock_server
 
 TOY = "toydomain:ToyDomain"
 
@@ -444,3 +444,25 @@ def test_help_lists_the_domain_names() -> None:
     assert "Domains (--domain): " + FOLDED in top, top
     run_help = " ".join(emotau_here("run", "--help").stdout.split())
     assert "Domain [hotel]: " + FOLDED in run_help, run_help
+
+
+def test_a_dead_endpoint_does_not_burn_the_grid(tmp_path) -> None:
+    """The circuit breaker (issue 13 item 3): after N episodes in a row end as infrastructure
+    errors, no more are started; exit 4, a line that says so, and the rest of the grid is
+    left for the resume, which completes it once a server answers."""
+    cfg = tmp_path / "breaker.toml"
+    cfg.write_text(FAST_RETRIES.read_text() + "stop_after_failed_episodes = 5\n")
+    grid = ["--env", TOY, "--task-ids", "0,1,2", "--num-trials", "4", "--max-concurrency", "2"]
+    r = emotau_here(
+        "run", "--config", str(cfg), *grid, "--model", "scripted-agent", "--user-model",
+        "scripted-user", "--base-url", "http://127.0.0.1:9/v1", "--no-preflight",
+        "--out", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert "stopped early: 5 episodes in a row ended in infrastructure errors" in r.stderr
+    tried = all_lines(tmp_path / "demo")
+    assert 5 <= len(tried) <= 6 < 3 * 6 * 4  # at most the in-flight one more: not 72
+    with mock_server("--oracle-domains", TOY) as url:
+        done = emotau_here("resume", str(tmp_path / "demo"), "--base-url", url, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert summary_json(tmp_path / "demo")["complete"]

@@ -187,6 +187,13 @@ def _report_missing(path: Any, stats: dict[str, Any]) -> None:
             f"  (and {len(short) - _TOP_ERRORS} other messages; see logs/ in the run directory)",
             err=True,
         )
+    if stats.get("stopped_after"):
+        click.echo(
+            f"emotau: stopped early: {stats['stopped_after']} episodes in a row ended in "
+            "infrastructure errors (an endpoint down?), so no more were started; the rest of "
+            "the grid is left for the resume (retry.stop_after_failed_episodes sets the limit)",
+            err=True,
+        )
     shard = str(stats.get("shard") or "0/1")
     cmd = f"emotau resume {shlex.quote(str(path))}"
     cmd += "" if shard == "0/1" else f" --shard {shard}"

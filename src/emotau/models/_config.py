@@ -102,6 +102,8 @@ class RetryConfig(BaseModel):
     A call is retried on connection errors, timeouts, HTTP 429 and 5xx, and empty completions,
     up to ``max_attempts`` times; all retries of one episode share ``episode_budget``. When
     either runs out, the episode is an infrastructure error (never scored, retried on resume).
+    When ``stop_after_failed_episodes`` episodes in a row end that way, the run stops starting
+    new ones (the circuit breaker): the grid is left for a resume, not burnt.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -110,3 +112,6 @@ class RetryConfig(BaseModel):
     episode_budget: int = Field(default=20, ge=0, le=10_000)
     base_delay: float = Field(default=0.5, ge=0)
     max_delay: float = Field(default=30.0, ge=0)
+    #: stop starting episodes after this many in a row ended as infrastructure errors (an
+    #: endpoint that is down): None = twice the run's max_concurrency, at least 20; 0 = never
+    stop_after_failed_episodes: int | None = Field(default=None, ge=0)

@@ -168,9 +168,15 @@ async def execute(
     writer.start()
     stats = Counter[str]()
     errors = Counter[str]()  # first line of each infrastructure error -> episodes
+    limit = spec.retry.stop_after_failed_episodes
+    if limit is None:
+        limit = max(20, 2 * spec.max_concurrency)
+    streak = [0]  # infrastructure errors in a row, over all workers
 
     async def worker() -> None:
         for task_id, label, trial in todo:
+            if limit and streak[0] >= limit:  # the circuit breaker: leave the rest for resume
+                break
             ctx = EpisodeContext(exp.domain.name, task_id, label, trial, spec.seed, run_ctx)
             ep_hooks = hooks.episode(ctx) if hooks else None
             setup = EpisodeSetup(
@@ -203,6 +209,10 @@ async def execute(
             line = record.to_dict()
             writer.append(line)
             stats["finished" if record.finished else "infra_errors"] += 1
+            streak[0] = 0 if record.finished else streak[0] + 1
+            if limit and streak[0] == limit:
+                stats["stopped_after"] = limit
+                log.warning("%d episodes in a row ended in infrastructure errors: stopping", limit)
             if not record.finished:
                 first = (record.error or "").split("\n", 1)[0]
                 errors[first] += 1
