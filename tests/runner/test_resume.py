@@ -40,6 +40,15 @@ def _latency_config(tmp_path: Path) -> Path:
     return cfg
 
 
+def _wait_for_lines(shard: Path, n: int, timeout: float = 60) -> None:
+    """Until the shard file holds ``n`` lines (a run mid-way), or ``timeout`` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if shard.exists() and shard.read_bytes().count(b"\n") >= n:
+            return
+        time.sleep(0.01)
+
+
 def _finished(lines: list[dict]) -> Counter:
     return Counter(
         (r["task_id"], r["variant"], r["trial"]) for r in lines if r["status"] == "completed"
@@ -54,11 +63,7 @@ def test_killed_run_resumes_to_exact_grid(tmp_path) -> None:
     )
     proc = popen(*args)
     shard = tmp_path / "k" / "episodes" / "shard-00000-of-00001.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if shard.exists() and shard.read_bytes().count(b"\n") >= 100:
-            break
-        time.sleep(0.01)
+    _wait_for_lines(shard, 100)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = shard.read_bytes().count(b"\n")
@@ -258,11 +263,7 @@ def test_sigterm_and_sighup_stop_a_run_like_ctrl_c(tmp_path, sig) -> None:
     )
     proc = popen(*args)
     shard = tmp_path / "t" / "episodes" / "shard-00000-of-00001.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if shard.exists() and shard.read_bytes().count(b"\n") >= 20:
-            break
-        time.sleep(0.01)
+    _wait_for_lines(shard, 20)
     proc.send_signal(sig)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err

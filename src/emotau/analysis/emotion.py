@@ -2,31 +2,8 @@
 
 What this module is
 -------------------
-* :func:`score_message` scores one customer message, offline and without downloads, with a
-  small **hand-written cue lexicon** (written for emotau, not copied from any published emotion
-  lexicon): weighted English words and phrases for ``frustration``, ``anxiety``, ``anger`` and
-  ``confusion``. Each cue has a weight per emotion (0.3 = weak hint, 0.6 = mild, 1.0 = clear,
-  1.5+ = strong); a cue may count for two emotions ("fed up" is mostly frustration, a little
-  anger). The raw score of an emotion is the sum of its matched cue weights, where
-
-  - a cue right after an intensifier ("very", "so", "really", "absolutely" ...) counts x1.4 and
-    right after a diminisher ("a bit", "slightly", "kind of" ...) x0.6;
-  - an emotion-state word (``worried``, ``angry``, ``confused`` ...) preceded, within three
-    words of the same clause, by a negator (``not``, ``no``, ``never``, ``n't``, ``nothing``,
-    ``without``, ``hardly``) counts 0 ("I'm not worried", "no worries", "don't worry").
-    Phrases that carry their own negation ("I don't understand", "not good enough") are cues
-    in themselves and are never negated;
-  - the whole message is scaled by its shouting: +0.25 per ALL-CAPS word of 3+ letters (at
-    most 3), +0.6 for an all-caps message, +0.3 for "!!", +0.1 per single "!" (at most 2),
-    +0.2 for "??" and +0.15 for elongated words ("sooo"); the factor is capped at 2.
-    "??" and three or more question marks are also confusion cues.
-
-  The score is ``1 - exp(-raw)``: 0 for no cue, about 0.45 for one mild cue, 0.63 for one
-  clear cue, 0.8+ for a strong or intensified cue, approaching 1. Valence is VADER's
-  ``compound`` (-1..1) from the ``vaderSentiment`` package (MIT; ships its lexicon in the
-  wheel), or NaN when it is not installed or ``valence=False``.
-* :func:`detected_emotion` is the argmax over the four emotions whose score is at least the
-  threshold (default :data:`DEFAULT_THRESHOLD` = 0.3, i.e. one mild cue), else ``"none"``.
+* :func:`score_message` and :func:`detected_emotion` score one customer message with emotau's
+  hand-written cue lexicon, offline (how it scores: :mod:`emotau.emotion`, where it lives).
 * :func:`score_episodes` turns episode records into one row per customer message.
 * :func:`manipulation_check` summarises a message table per arm: expression rates against a
   reference arm with task-bootstrap intervals and a flag, an intended x detected confusion

@@ -382,7 +382,7 @@ class OpenAIClient(ModelClient):
 
         if isinstance(exc, _Empty):
             return str(exc)
-        if isinstance(exc, json.JSONDecodeError):  # e.g. the SDK's typed calls (the preflight)
+        if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is cut or is not JSON
             return _broken_body(exc)
         if isinstance(exc, openai.APIConnectionError):
             return describe_error(exc, self._secrets)
@@ -405,13 +405,10 @@ class OpenAIClient(ModelClient):
         post_options = {"headers": headers}
         sem = self.settings.semaphore(self.config.base_url)
 
-        async def post() -> Any:
-            try:
-                return await client.post(
-                    "/chat/completions", body=body, cast_to=_JSON, options=post_options
-                )
-            except json.JSONDecodeError as exc:  # a 200 whose body is cut or is not JSON
-                raise _Empty(_broken_body(exc)) from None
+        async def post() -> Any:  # a 200 whose body is cut or not JSON: see retryable()
+            return await client.post(
+                "/chat/completions", body=body, cast_to=_JSON, options=post_options
+            )
 
         async def attempt() -> ChatResponse:
             started = time.perf_counter()
