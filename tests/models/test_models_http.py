@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import threading
-import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -790,12 +789,11 @@ def _status_error(status: int, message: str) -> Exception:
     """The SDK's error for an HTTP status, as its transport raises it."""
     import openai
 
-    class Response:  # what APIStatusError reads of its response
-        status_code = status
-        headers = types.MappingProxyType({})
-        request = None
-
-    return openai.APIStatusError(message, response=Response(), body=None)  # type: ignore[arg-type]
+    # openai 1.x and 2.x build on httpx, 3.x on httpx2: the request and response of the one it uses
+    http = getattr(openai._exceptions, "httpx2", None) or openai._exceptions.httpx
+    request = http.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    response = http.Response(status, request=request)
+    return openai.APIStatusError(message, response=response, body=None)
 
 
 @pytest.mark.parametrize("length", [8, 20, 48, 64])
