@@ -124,11 +124,12 @@ def all_lines(run_dir: Path) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def mock_server(*args: str) -> Iterator[str]:
-    """A real `emotau mock-server` process on a free port; yields its base URL (.../v1)."""
+def mock_server(*args: str, port: int = 0) -> Iterator[str]:
+    """A real `emotau mock-server` process on ``port`` (0: a free one); yields its base URL
+    (.../v1)."""
     from emotau.scripted._mockserver import spawn
 
-    with spawn(*args, env=env()) as server:
+    with spawn(*args, env=env(), port=port) as server:
         yield server.url
 
 

@@ -446,23 +446,83 @@ def test_help_lists_the_domain_names() -> None:
     assert "Domain [hotel]: " + FOLDED in run_help, run_help
 
 
-def test_a_dead_endpoint_does_not_burn_the_grid(tmp_path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_dead_endpoint_does_not_burn_the_grid(tmp_path, workers) -> None:
     """The circuit breaker (issue 13 item 3): after N episodes in a row end as infrastructure
-    errors, no more are started; exit 4, a line that says so, and the rest of the grid is
-    left for the resume, which completes it once a server answers."""
+    errors, none starts while it probes the endpoints for retry.breaker_wait seconds; then exit
+    6 with a line that says so, and the rest of the grid is left for the resume, which
+    completes it once a server answers."""
     cfg = tmp_path / "breaker.toml"
-    cfg.write_text(FAST_RETRIES.read_text() + "stop_after_failed_episodes = 5\n")
+    cfg.write_text(
+        FAST_RETRIES.read_text() + "stop_after_failed_episodes = 5\nbreaker_wait = 1.5\n"
+    )
     grid = ["--env", TOY, "--task-ids", "0,1,2", "--num-trials", "4", "--max-concurrency", "2"]
-    r = emotau_here(
+    t = time.monotonic()
+    cli = emotau if workers > 1 else emotau_here  # workers need the tests' PYTHONPATH
+    r = cli(
         "run", "--config", str(cfg), *grid, "--model", "scripted-agent", "--user-model",
         "scripted-user", "--base-url", "http://127.0.0.1:9/v1", "--no-preflight",
-        "--out", str(tmp_path), "--quiet",
+        "--out", str(tmp_path), "--quiet", "--workers", str(workers),
     )  # fmt: skip
-    assert r.returncode == 4, r.stderr
-    assert "stopped early: 5 episodes in a row ended in infrastructure errors" in r.stderr
+    assert r.returncode == 6, r.stderr
+    assert time.monotonic() - t >= 1.5  # it waited for the endpoint before it gave up
+    said = " ".join(r.stderr.split())
+    which = "2 of 2 workers; worker 0/2: " if workers == 2 else ""
+    assert f"stopped early: {which}5 episodes in a row ended in infrastructure errors and" in said
+    assert "did not answer probes for 1.5 s (last probe: agent endpoint http://127.0.0.1:9" in said
     tried = all_lines(tmp_path / "demo")
-    assert 5 <= len(tried) <= 6 < 3 * 6 * 4  # at most the in-flight one more: not 72
+    assert 5 * workers <= len(tried) <= 6 * workers < 3 * 6 * 4  # +1 in flight each: not 72
+    log = "".join(f.read_text() for f in (tmp_path / "demo" / "logs").glob("*.log"))
+    assert "circuit breaker opened" in log and "circuit breaker gave up" in log
     with mock_server("--oracle-domains", TOY) as url:
         done = emotau_here("resume", str(tmp_path / "demo"), "--base-url", url, "--quiet")
     assert done.returncode == 0, done.stderr
     assert summary_json(tmp_path / "demo")["complete"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_breaker_waits_for_an_endpoint_that_comes_back(tmp_path, workers) -> None:
+    """The endpoint is down when the run starts and comes up on the same port while the
+    breaker probes it: the run carries on and does the rest of the grid; only the episodes
+    that failed before it opened are left for the resume (exit 4, not 6)."""
+    import socket
+    import subprocess
+    import sys
+
+    from helpers import env
+
+    with socket.socket() as s:  # a port nobody listens on, for now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "breaker.toml"
+    cfg.write_text(FAST_RETRIES.read_text() + "stop_after_failed_episodes = 3\nbreaker_wait = 60\n")
+    out = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "emotau", "run", "--config", str(cfg), "--env", TOY,
+         "--task-ids", "0,1,2", "--num-trials", "4", "--max-concurrency", "1",
+         "--workers", str(workers), "--model", "scripted-agent", "--user-model",
+         "scripted-user", "--base-url", f"http://127.0.0.1:{port}/v1", "--no-preflight",
+         "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(all_lines(out / "demo")) < 3 * workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(all_lines(out / "demo")) >= 3 * workers  # every worker's breaker is open
+        with mock_server("--oracle-domains", TOY, port=port):
+            _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 4, err
+    lines = all_lines(out / "demo")
+    failed = [x for x in lines if x["status"] == "infra_error"]
+    assert len(lines) == 3 * 6 * 4  # every episode was tried once: none burnt, none skipped
+    assert 3 * workers <= len(failed) <= 4 * workers
+    if workers == 1:
+        assert "the circuit breaker opened 1 time(s) after 3 episodes in a row" in err
+    with mock_server("--oracle-domains", TOY) as url:
+        done = emotau_here("resume", str(out / "demo"), "--base-url", url, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert summary_json(out / "demo")["complete"]

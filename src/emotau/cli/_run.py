@@ -165,7 +165,7 @@ def _report_missing(path: Any, stats: dict[str, Any]) -> None:
     import shlex
     from collections import Counter
 
-    from emotau.core import EXIT_INCOMPLETE
+    from emotau.core import EXIT_ENDPOINT_DOWN, EXIT_INCOMPLETE
 
     failed = int(stats["infra_errors"])
     tried = failed + int(stats.get("finished", 0))
@@ -187,18 +187,37 @@ def _report_missing(path: Any, stats: dict[str, Any]) -> None:
             f"  (and {len(short) - _TOP_ERRORS} other messages; see logs/ in the run directory)",
             err=True,
         )
-    if stats.get("stopped_after"):
+    breaker = stats.get("breaker")
+    if breaker and breaker.get("closed"):
         click.echo(
-            f"emotau: stopped early: {stats['stopped_after']} episodes in a row ended in "
-            "infrastructure errors (an endpoint down?), so no more were started; the rest of "
-            "the grid is left for the resume (retry.stop_after_failed_episodes sets the limit)",
+            f"emotau: the circuit breaker opened {breaker['trips']} time(s) after "
+            f"{breaker['limit']} episodes in a row ended in infrastructure errors, and closed "
+            f"again {breaker['closed']} time(s) when the endpoints answered",
             err=True,
         )
+    down = stats.get("endpoint_down")
+    if down:
+        click.echo(f"emotau: stopped early: {_down_line(down)}", err=True)
     shard = str(stats.get("shard") or "0/1")
     cmd = f"emotau resume {shlex.quote(str(path))}"
     cmd += "" if shard == "0/1" else f" --shard {shard}"
     click.echo(f"emotau: once the cause is fixed, run the missing episodes with: {cmd}", err=True)
-    sys.exit(EXIT_INCOMPLETE)
+    sys.exit(EXIT_ENDPOINT_DOWN if down else EXIT_INCOMPLETE)
+
+
+def _down_line(down: dict[str, Any]) -> str:
+    """What the circuit breaker saw, in one line (one worker's or the process's own)."""
+    if "line" in down:  # a worker's, as it printed it
+        return str(down["line"])
+    last = " ".join(str(down.get("last_probe") or "").split())
+    if len(last) > _ERROR_WIDTH:
+        last = last[: _ERROR_WIDTH - 3] + "..."
+    return (
+        f"{down['limit']} episodes in a row ended in infrastructure errors and the endpoints "
+        f"did not answer probes for {down['waited_s']:g} s (last probe: {last}); no more "
+        "episodes were started, the rest of the grid is left for the resume "
+        "(retry.stop_after_failed_episodes and retry.breaker_wait set the limits)"
+    )
 
 
 @click.command()

@@ -6,6 +6,7 @@ Only names listed in ``__all__`` are public; the rest lives in the private modul
 
 from emotau.core._chat import ChatRequest, ChatResponse, ModelClient, RetryBudget, ToolCall
 from emotau.core._errors import (
+    EXIT_ENDPOINT_DOWN,
     EXIT_FILE_ERROR,
     EXIT_INCOMPLETE,
     EmptyReplyError,
@@ -33,6 +34,7 @@ from emotau.core._types import Action, RewardResult, Task, ToolResult
 from emotau.core._version import __version__
 
 __all__ = [
+    "EXIT_ENDPOINT_DOWN",
     "EXIT_FILE_ERROR",
     "EXIT_INCOMPLETE",
     "FIELDS",

@@ -13,6 +13,10 @@ EXIT_INCOMPLETE = 4
 #: exit status when a file or folder cannot be written or read (a full disk, a read-only or
 #: immutable file): the message names the path and the cause; finished episodes are kept
 EXIT_FILE_ERROR = 5
+#: exit status of ``emotau run``/``resume`` when the circuit breaker gave up: episodes in a row
+#: ended in infrastructure errors and the endpoints did not answer its probes in
+#: ``retry.breaker_wait`` seconds; the rest of the grid is left for a resume
+EXIT_ENDPOINT_DOWN = 6
 
 
 class EmotauError(Exception):

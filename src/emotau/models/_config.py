@@ -102,8 +102,10 @@ class RetryConfig(BaseModel):
     A call is retried on connection errors, timeouts, HTTP 429 and 5xx, and empty completions,
     up to ``max_attempts`` times; all retries of one episode share ``episode_budget``. When
     either runs out, the episode is an infrastructure error (never scored, retried on resume).
-    When ``stop_after_failed_episodes`` episodes in a row end that way, the run stops starting
-    new ones (the circuit breaker): the grid is left for a resume, not burnt.
+    When ``stop_after_failed_episodes`` episodes in a row end that way, the circuit breaker
+    opens: no episode starts while the endpoints are probed with backoff for up to
+    ``breaker_wait`` seconds; the run carries on when they answer, else it stops, the grid left
+    for a resume, not burnt.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -115,3 +117,6 @@ class RetryConfig(BaseModel):
     #: stop starting episodes after this many in a row ended as infrastructure errors (an
     #: endpoint that is down): None = twice the run's max_concurrency, at least 20; 0 = never
     stop_after_failed_episodes: int | None = Field(default=None, ge=0)
+    #: seconds the open breaker probes the endpoints (backoff from 1 s to 60 s) before the run
+    #: gives up; 0 = give up at once
+    breaker_wait: float = Field(default=300.0, ge=0, le=7 * 86_400)

@@ -324,6 +324,22 @@ async def preflight(exp: Experiment, on_wait: Callable[[str], None] | None = Non
             await client.aclose()
 
 
+async def probe_endpoints(exp: Experiment) -> str | None:
+    """One one-token chat per HTTP role, no retries: None when every endpoint answers, else
+    what failed (the circuit breaker's probe)."""
+    for role, cfg in _http_roles(exp):
+        client: Any = _probe_client(exp, role, cfg)
+        try:
+            await _send(client, _body(client, ChatRequest(CHAT_MESSAGES), 1))
+        except Exception as exc:
+            return f"{role} endpoint {cfg.base_url or 'https://api.openai.com/v1'}: " + (
+                _explain(client, cfg, exc)
+            )
+        finally:
+            await client.aclose()
+    return None
+
+
 #: how many characters of an error a preflight retry line shows
 _RETRY_REASON_WIDTH = 60
 

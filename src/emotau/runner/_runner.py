@@ -31,6 +31,8 @@ from emotau.results import (
     ShardWriter,
     shard_filename,
 )
+from emotau.runner._breaker import Breaker
+from emotau.runner._doctor import preflight, probe_endpoints
 from emotau.runner._experiment import Experiment, Shard, prepare
 from emotau.runner._log import run_log
 from emotau.runner._progress import NullProgress, Progress, scored_so_far
@@ -171,11 +173,11 @@ async def execute(
     limit = spec.retry.stop_after_failed_episodes
     if limit is None:
         limit = max(20, 2 * spec.max_concurrency)
-    streak = [0]  # infrastructure errors in a row, over all workers
+    breaker = Breaker(limit, spec.retry.breaker_wait, lambda: probe_endpoints(exp))
 
     async def worker() -> None:
         for task_id, label, trial in todo:
-            if limit and streak[0] >= limit:  # the circuit breaker: leave the rest for resume
+            if not await breaker.admit():  # the endpoints are down: leave the rest for resume
                 break
             ctx = EpisodeContext(exp.domain.name, task_id, label, trial, spec.seed, run_ctx)
             ep_hooks = hooks.episode(ctx) if hooks else None
@@ -209,10 +211,7 @@ async def execute(
             line = record.to_dict()
             writer.append(line)
             stats["finished" if record.finished else "infra_errors"] += 1
-            streak[0] = 0 if record.finished else streak[0] + 1
-            if limit and streak[0] == limit:
-                stats["stopped_after"] = limit
-                log.warning("%d episodes in a row ended in infrastructure errors: stopping", limit)
+            breaker.record(record.finished)
             if not record.finished:
                 first = (record.error or "").split("\n", 1)[0]
                 errors[first] += 1
@@ -236,6 +235,7 @@ async def execute(
             with episodes_gc():
                 await asyncio.gather(*(worker() for _ in range(n)))
         finally:
+            await breaker.close()
             writer.close()
             progress.close()
             await agent_client.aclose()
@@ -255,6 +255,14 @@ async def execute(
         **stats,
         "errors": dict(errors.most_common()),
     }
+    if breaker.trips:
+        run.stats["breaker"] = {"limit": limit, "trips": breaker.trips, "closed": breaker.recovered}
+    if breaker.gave_up is not None:
+        run.stats["endpoint_down"] = {
+            "limit": limit,
+            "waited_s": spec.retry.breaker_wait,
+            "last_probe": breaker.gave_up,
+        }
     return run
 
 
@@ -287,8 +295,6 @@ def run_experiment(
     """
     exp = prepare(spec)
     if spec.preflight:
-        from emotau.runner._doctor import preflight
-
         asyncio.run(preflight(exp, on_wait))
     exp, run = open_run_dir(exp, new_run=new_run)
     if workers > 1:

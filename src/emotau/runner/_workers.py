@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 
-from emotau.core import EXIT_INCOMPLETE, UserError
+from emotau.core import EXIT_ENDPOINT_DOWN, EXIT_INCOMPLETE, UserError
 from emotau.models import provider_for
 from emotau.results import (
     Run,
@@ -137,8 +137,10 @@ def _run_workers(
         progress.close()
         for _, log, _ in procs:
             log.close()
-    # a worker that left episodes as infrastructure errors exits EXIT_INCOMPLETE: counted above
-    failed = [(s, p.returncode) for p, _, s in procs if p.returncode not in (0, EXIT_INCOMPLETE)]
+    # a worker that left episodes as infrastructure errors exits EXIT_INCOMPLETE, or
+    # EXIT_ENDPOINT_DOWN when its circuit breaker gave up: counted above
+    ok = (0, EXIT_INCOMPLETE, EXIT_ENDPOINT_DOWN)
+    failed = [(s, p.returncode) for p, _, s in procs if p.returncode not in ok]
     for s, rc in failed:
         logger.warning("worker %s failed with exit status %s", s, rc)
     if failed:
@@ -150,6 +152,14 @@ def _run_workers(
             f"(logs in {logs})"
         )
     spec_file.unlink(missing_ok=True)
+    down = [s for p, _, s in procs if p.returncode == EXIT_ENDPOINT_DOWN]
+    if down:
+        lines = (logs / f"worker-{down[0].index}-of-{down[0].count}.log").read_text(
+            errors="replace"
+        )
+        said = [x for x in lines.splitlines() if x.startswith("emotau: stopped early: ")]
+        why = said[-1].removeprefix("emotau: stopped early: ") if said else "(see its log)"
+        stats_down = {"line": f"{len(down)} of {workers} workers; worker {down[0]}: {why}"}
     run.stats = {
         "shard": str(shard),
         "workers": workers,
@@ -158,6 +168,8 @@ def _run_workers(
         **stats,
         "errors": dict(errors.most_common()),
     }
+    if down:
+        run.stats["endpoint_down"] = stats_down
     return run
 
 

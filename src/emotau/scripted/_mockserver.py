@@ -404,13 +404,14 @@ class Spawned:
 
 
 @contextlib.contextmanager
-def spawn(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Spawned]:
-    """Run ``emotau mock-server --port 0 ARGS`` in its own process; yield its URL and pid.
+def spawn(*args: str, env: Mapping[str, str] | None = None, port: int = 0) -> Iterator[Spawned]:
+    """Run ``emotau mock-server --port PORT ARGS`` in its own process (PORT 0: a free one);
+    yield its URL and pid.
 
     For tests, benchmarks and notebooks: the server is stopped when the block ends.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emotau", "mock-server", "--port", "0", *args],
+        [sys.executable, "-m", "emotau", "mock-server", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
